@@ -1,0 +1,3 @@
+export * from './command.js';
+export * from './response.js';
+export * from './cla.js';

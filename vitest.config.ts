@@ -1,13 +1,15 @@
 import { defineConfig } from 'vitest/config';
 
+// HILT_TEST_REPORT=path adds vitest's JSON reporter, so CI can print a one-line count summary
+// while `npm test` itself stays the same command everywhere.
+const report = process.env.HILT_TEST_REPORT;
+
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
-    hookTimeout: 30_000,
-    // Integration suites share system daemons (pcscd, vpcd ports); run files one at a time
-    // where they say so with a `// @serial` marker is not supported by vitest, so keep the
-    // default pool and let each suite pick ephemeral ports.
+    hookTimeout: 60_000,
     pool: 'forks',
+    reporters: report ? ['default', ['json', { outputFile: report }]] : ['default'],
   },
 });

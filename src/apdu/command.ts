@@ -20,7 +20,8 @@
  *
  * Anything else is refused with a DecodeError('APDU_MALFORMED'). Encoding picks the short form when
  * both Nc ≤ 255 and Ne ≤ 256, unless `extended` is set; a decoded APDU remembers its form so that
- * encode(decode(x)) returns x byte for byte.
+ * encode(decode(x)) returns x byte for byte. Case 1 has no length field, so it is never extended
+ * (`extended` reads false), but a requested extended form is kept by `with()` for the fields added.
  */
 import { DecodeError, BadInputError } from '../util/errors.js';
 import { assertInt } from '../util/assert.js';
@@ -45,6 +46,8 @@ export const MAX_SHORT_NC = 255;
 export const MAX_SHORT_NE = 256;
 export const MAX_EXTENDED_NC = 65535;
 export const MAX_EXTENDED_NE = 65536;
+/** The longest valid encoding: case 4E with Nc = 65535. */
+export const MAX_COMMAND_LENGTH = 4 + 3 + MAX_EXTENDED_NC + 2;
 
 export class CommandApdu {
   readonly cla: number;
@@ -55,6 +58,8 @@ export class CommandApdu {
   readonly ne: number;
   /** True when this APDU is (or must be) encoded with extended Lc/Le fields. */
   readonly extended: boolean;
+  /** The caller asked for the extended form (kept by `with()`, unlike the form the sizes force). */
+  readonly #forcedExtended: boolean;
 
   constructor(fields: CommandApduFields) {
     assertInt(fields.cla, 'CLA', 0, 0xff);
@@ -73,9 +78,12 @@ export class CommandApdu {
     this.ins = fields.ins;
     this.p1 = fields.p1;
     this.p2 = fields.p2;
-    this.data = data.slice();
+    // A plain copy: `slice()` on a Buffer would share memory and keep the Buffer type.
+    this.data = new Uint8Array(data);
     this.ne = ne;
-    this.extended = fields.extended === true || data.length > MAX_SHORT_NC || ne > MAX_SHORT_NE;
+    this.#forcedExtended = fields.extended === true;
+    const hasLength = data.length > 0 || ne > 0;
+    this.extended = (this.#forcedExtended && hasLength) || data.length > MAX_SHORT_NC || ne > MAX_SHORT_NE;
     Object.freeze(this);
   }
 
@@ -100,8 +108,8 @@ export class CommandApdu {
       p2: this.p2,
       data: this.data,
       ne: this.ne,
-      extended: this.extended && changes.extended !== false,
       ...changes,
+      extended: changes.extended ?? this.#forcedExtended,
     });
   }
 
@@ -149,6 +157,9 @@ export class CommandApdu {
     if (!(bytes instanceof Uint8Array)) throw new DecodeError('APDU_MALFORMED', 'command APDU must be bytes', -1);
     const L = bytes.length;
     if (L < 4) throw new DecodeError('APDU_MALFORMED', `command APDU too short: ${L} bytes, the header alone is 4`, L);
+    if (L > MAX_COMMAND_LENGTH) {
+      throw new DecodeError('APDU_MALFORMED', `command APDU too long: ${L} bytes, at most ${MAX_COMMAND_LENGTH}`, MAX_COMMAND_LENGTH);
+    }
     const [cla, ins, p1, p2] = bytes;
     if (cla === 0xff) throw new DecodeError('APDU_MALFORMED', 'CLA FF is invalid', 0);
     const head = { cla, ins, p1, p2 };

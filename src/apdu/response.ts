@@ -2,9 +2,12 @@
  * Response APDU (ISO/IEC 7816-4 §5.1): response data followed by the two status bytes SW1 SW2.
  * Immutable and validated when built; decode refuses anything shorter than the two status bytes.
  */
-import { DecodeError } from '../util/errors.js';
+import { DecodeError, BadInputError } from '../util/errors.js';
 import { assertInt } from '../util/assert.js';
 import { concatBytes, toHex, hexWord } from '../util/bytes.js';
+
+/** At most 65536 response data bytes (an extended Le of 0000). */
+export const MAX_RESPONSE_DATA = 65536;
 
 export class ResponseApdu {
   readonly data: Uint8Array;
@@ -13,7 +16,12 @@ export class ResponseApdu {
 
   constructor(data: Uint8Array, sw: number) {
     assertInt(sw, 'SW', 0, 0xffff);
-    this.data = data.slice();
+    if (!(data instanceof Uint8Array)) throw new BadInputError(`data: expected Uint8Array, got ${data === null ? 'null' : typeof data}`);
+    if (data.length > MAX_RESPONSE_DATA) {
+      throw new BadInputError(`data: at most ${MAX_RESPONSE_DATA} bytes fit a response APDU, got ${data.length}`);
+    }
+    // A plain copy: `slice()` on a Buffer would share memory and keep the Buffer type.
+    this.data = new Uint8Array(data);
     this.sw = sw;
     Object.freeze(this);
   }
@@ -49,8 +57,8 @@ export class ResponseApdu {
     if (bytes.length < 2) {
       throw new DecodeError('APDU_MALFORMED', `response APDU too short: ${bytes.length} bytes, SW1 SW2 alone are 2`, bytes.length);
     }
-    if (bytes.length > 65538) {
-      throw new DecodeError('APDU_MALFORMED', `response APDU too long: ${bytes.length} bytes, at most 65536 data bytes + SW`, 65538);
+    if (bytes.length > MAX_RESPONSE_DATA + 2) {
+      throw new DecodeError('APDU_MALFORMED', `response APDU too long: ${bytes.length} bytes, at most ${MAX_RESPONSE_DATA} data bytes + SW`, MAX_RESPONSE_DATA + 2);
     }
     const n = bytes.length - 2;
     return new ResponseApdu(bytes.subarray(0, n), (bytes[n] << 8) | bytes[n + 1]);

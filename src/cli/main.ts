@@ -25,9 +25,9 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
 }
 
 /** Runs the CLI on argv (as process.argv: node, script, args...) and returns the exit code. */
-export async function run(argv: string[], io: Output = processOutput): Promise<number> {
+export async function run(argv: string[], io: Output = processOutput, extra: Omit<CliContext, 'io'> = {}): Promise<number> {
   let code = 0;
-  const program = buildProgram({ io }, (c) => {
+  const program = buildProgram({ io, ...extra }, (c) => {
     code = c;
   });
   try {

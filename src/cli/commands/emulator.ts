@@ -1,0 +1,185 @@
+/**
+ * `hilt emulator`: runs emulated cards that plug into a vpcd reader (pcscd's vpcd driver, hilt's own
+ * vpcd server, or anything else that speaks the protocol) and stays until interrupted.
+ * Control while running: lines on stdin (`remove [n]`, `insert [n]`, `status`, `quit`), or the
+ * signals SIGUSR1 (remove every card) and SIGUSR2 (insert every card).
+ */
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { RegisterCommand } from './types.js';
+import type { CliContext } from '../context.js';
+import { parseEndpoint, parseHexOption, parseIntOption, type Endpoint } from '../options.js';
+import { toJson } from '../output.js';
+import { BadInputError } from '../../util/errors.js';
+import { toHex, toSpacedHex } from '../../util/bytes.js';
+// The CLI command that starts the emulator is the one place src/ may import emulator/ (DESIGN.md).
+import { makeCard, type AppletChoice } from '../../../emulator/make-card.js';
+import { APPLET_NAMES } from '../../../emulator/catalog.js';
+import { parseJcardsimConfig } from '../../../emulator/config/jcardsim.js';
+import { VpcdCardClient, VPCD_DEFAULT_PORT } from '../../../emulator/vpcd/client.js';
+
+interface EmulatorOptions {
+  vpcd?: Endpoint;
+  cards: number;
+  serial: Uint8Array;
+  image?: string;
+  config?: string;
+  applets: string;
+  atr?: Uint8Array;
+  channels: number;
+  removed: boolean;
+  json: boolean;
+}
+
+export const DEFAULT_SERIAL = '48494C5400000001';
+
+/** Serial of card i: the base serial plus i, as a big-endian number of the same width. */
+export function nthSerial(base: Uint8Array, i: number): Uint8Array {
+  const out = base.slice();
+  let carry = i;
+  for (let j = out.length - 1; j >= 0 && carry > 0; j--) {
+    const v = out[j] + carry;
+    out[j] = v & 0xff;
+    carry = Math.floor(v / 256);
+  }
+  return out;
+}
+
+/** Image path of card i: the path itself for one card, `name-<i>.ext` for several. */
+export function nthImage(path: string | undefined, i: number, count: number): string | undefined {
+  if (!path || count === 1) return path;
+  const m = /^(.*?)(\.[^./]*)?$/.exec(path)!;
+  return `${m[1]}-${i}${m[2] ?? ''}`;
+}
+
+export const registerEmulator: RegisterCommand = (program, ctx) => {
+  program
+    .command('emulator')
+    .description('run emulated cards in vpcd readers (pcscd + vsmartcard-vpcd, or `hilt` vpcd server)')
+    .option('--vpcd <host:port>', `vpcd server to plug into (default 127.0.0.1:${VPCD_DEFAULT_PORT})`, parseEndpoint('--vpcd', '127.0.0.1'))
+    .option('--cards <n>', 'number of cards, on consecutive ports, serials and image files', parseIntOption('--cards', 1, 16), 1)
+    .option('--serial <hex>', 'serial of the (first) card', parseHexOption('--serial', 1, 32), undefined)
+    .option('--image <file>', 'card image file (tear-safe; created if missing); default: memory only')
+    .option('--config <file>', 'jCardSim properties file (ATR, applets, vsmartcard host/port)')
+    .option('--applets <names>', `applets to install, comma-separated (known: ${APPLET_NAMES.join(', ')})`, 'diagnostic')
+    .option('--atr <hex>', 'ATR to answer with', parseHexOption('--atr', 2, 33))
+    .option('--channels <n>', 'logical channels the card offers', parseIntOption('--channels', 1, 20), 4)
+    .option('--removed', 'start with the card(s) out of the reader', false)
+    .option('--json', 'print events as JSON lines', false)
+    .action(async (raw: Omit<EmulatorOptions, 'serial'> & { serial?: Uint8Array }) => {
+      await runEmulator({ ...raw, serial: raw.serial ?? parseHexOption('--serial')(DEFAULT_SERIAL) }, ctx);
+    });
+};
+
+async function runEmulator(opts: EmulatorOptions, ctx: CliContext): Promise<void> {
+  let applets: AppletChoice[] = opts.applets
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((name) => ({ name }));
+  let atr = opts.atr;
+  let endpoint: Endpoint = opts.vpcd ?? { host: '127.0.0.1', port: VPCD_DEFAULT_PORT };
+  if (opts.config) {
+    let text: string;
+    try {
+      text = readFileSync(opts.config, 'utf8');
+    } catch (e) {
+      throw new BadInputError(`--config: cannot read ${opts.config}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    const cfg = parseJcardsimConfig(text, { known: APPLET_NAMES });
+    if (cfg.applets.length > 0) applets = cfg.applets.map((a) => ({ name: a.applet, aid: a.aid }));
+    atr = opts.atr ?? cfg.atr;
+    if (!opts.vpcd) endpoint = { host: cfg.vsmartcard.host ?? endpoint.host, port: cfg.vsmartcard.port ?? endpoint.port };
+    for (const k of cfg.ignored) ctx.io.err(`hilt emulator: ignoring ${k} (not used by hilt)`);
+  }
+  if (applets.length === 0) throw new BadInputError('no applets to install (--applets is empty)');
+  if (endpoint.port + opts.cards - 1 > 65535) throw new BadInputError(`--cards ${opts.cards} from port ${endpoint.port} runs past 65535`);
+
+  const say = (event: string, fields: Record<string, unknown>, text: string) =>
+    ctx.io.out(opts.json ? JSON.stringify({ time: new Date().toISOString(), event, ...fields }) : text);
+
+  const cards = Array.from({ length: opts.cards }, (_, i) => {
+    const serial = nthSerial(opts.serial, i);
+    const card = makeCard({ serial, applets, image: nthImage(opts.image, i, opts.cards), atr, maxChannels: opts.channels });
+    const port = endpoint.port + i;
+    const client = new VpcdCardClient(card.os, {
+      host: endpoint.host,
+      port,
+      logger: { info: () => undefined, warn: (m) => ctx.io.err(`hilt emulator: card ${i}: ${m}`) },
+    });
+    client.on('connected', () => say('inserted', { card: i, port }, `card ${i} (serial ${toHex(serial)}) in reader ${endpoint.host}:${port}`));
+    client.on('disconnected', (reason) => say('removed', { card: i, port, reason }, `card ${i} out of reader ${endpoint.host}:${port} (${reason})`));
+    return { i, serial, card, client, port };
+  });
+
+  for (const c of cards) {
+    say(
+      'card',
+      { card: c.i, serial: c.serial, atr: c.card.os.atr, applets: applets.map((a) => a.name), image: c.card.spec.image ?? null, vpcd: `${endpoint.host}:${c.port}` },
+      `card ${c.i}: serial ${toHex(c.serial)}, ATR ${toSpacedHex(c.card.os.atr)}, applets ${applets.map((a) => a.name).join(', ')}, image ${c.card.spec.image ?? '(memory)'}`,
+    );
+    if (!opts.removed) c.client.insertCard();
+  }
+  say('ready', { quickAck: cards[0].client.quickAckStatus }, `plugging into vpcd at ${endpoint.host}:${endpoint.port}${opts.cards > 1 ? `..${endpoint.port + opts.cards - 1}` : ''}; type "remove", "insert", "status" or "quit"; Ctrl-C stops`);
+
+  const pick = (arg: string | undefined) => {
+    if (arg === undefined) return cards;
+    const n = Number(arg);
+    const c = cards.find((x) => x.i === n);
+    if (!c) {
+      ctx.io.err(`hilt emulator: no card ${arg} (cards 0..${cards.length - 1})`);
+      return [];
+    }
+    return [c];
+  };
+
+  const remove = () => cards.forEach((c) => c.client.removeCard());
+  const insert = () => cards.forEach((c) => c.client.insertCard());
+  const input = ctx.input ?? process.stdin;
+  const lines = createInterface({ input, terminal: false });
+  let stop: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  lines.on('line', (line) => {
+    const [cmd, arg] = line.trim().split(/\s+/);
+    switch (cmd) {
+      case '':
+        return;
+      case 'remove':
+        pick(arg).forEach((c) => c.client.removeCard());
+        return;
+      case 'insert':
+        pick(arg).forEach((c) => c.client.insertCard());
+        return;
+      case 'status':
+        for (const c of cards) say('status', { card: c.i, state: c.client.state }, `card ${c.i}: ${c.client.state}`);
+        return;
+      case 'quit':
+      case 'exit':
+        stop();
+        return;
+      default:
+        ctx.io.err(`hilt emulator: unknown control "${cmd}" (remove [n], insert [n], status, quit)`);
+    }
+  });
+  // stdin closing (</dev/null, a finished pipe) does not stop the emulator: it runs like a daemon.
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.on('SIGUSR1', remove);
+  process.on('SIGUSR2', insert);
+  ctx.signal?.addEventListener('abort', stop, { once: true });
+  if (ctx.signal?.aborted) stop();
+  try {
+    await stopped;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    process.off('SIGUSR1', remove);
+    process.off('SIGUSR2', insert);
+    ctx.signal?.removeEventListener('abort', stop);
+    lines.close();
+    if (input === process.stdin) process.stdin.pause();
+  }
+  await Promise.all(cards.map((c) => c.client.close()));
+  say('stopped', {}, 'emulator stopped');
+}
+

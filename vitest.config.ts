@@ -21,7 +21,7 @@ export default defineConfig({
         // Every file here drives the one system pcscd and its vpcd readers (fixed ports): one file
         // at a time, so no two suites plug cards into the same reader or restart the daemon under
         // each other.
-        test: { ...shared, name: 'pcsc', include: ['test/pcsc/**/*.test.ts'], fileParallelism: false },
+        test: { ...shared, name: 'pcsc', include: ['test/pcsc/**/*.test.ts'], poolOptions: { forks: { singleFork: true } } },
       },
     ],
   },

@@ -65,6 +65,22 @@ export interface AppletTransaction {
 }
 
 /**
+ * What the card's security domain has established on the logical channel of the current command
+ * (GlobalPlatform's SecureChannel.getSecurityLevel). Applets decide from it whether a command may run:
+ * a value-changing command outside an authenticated channel is refused with 6982.
+ */
+export interface SecureChannelStatus {
+  /** SCP03 security level of the session: 0x00 none; bits 0x01 C-MAC, 0x02 C-DECRYPTION, 0x10 R-MAC, 0x20 R-ENCRYPTION. */
+  readonly level: number;
+  /** True once EXTERNAL AUTHENTICATE succeeded and the session is open on this channel. */
+  readonly authenticated: boolean;
+  /** Hex AID of the security domain that owns the session, or null. */
+  readonly domain: string | null;
+}
+
+export const NO_SECURE_CHANNEL: SecureChannelStatus = Object.freeze({ level: 0, authenticated: false, domain: null });
+
+/**
  * Everything an applet may reach, built by the OS for each call. The firewall: `store` and `keys` are
  * views restricted to this applet's own records; nothing here leads to another applet's store, keys
  * or object except `getShareable`, which hands over only what the other applet chooses to share.
@@ -84,6 +100,8 @@ export interface AppletContext {
   readonly transient: Map<string, Uint8Array>;
   readonly transaction: AppletTransaction;
   readonly logger: OsLogger;
+  /** The secure channel of the current command's logical channel (NO_SECURE_CHANNEL when none). */
+  readonly security: SecureChannelStatus;
   /**
    * Java Card's getAppletShareableInterfaceObject: asks the applet `serverAid` (exact AID) for an
    * object to share with this applet. Null when no such applet exists, it offers no shareable

@@ -25,7 +25,7 @@ import { BadInputError, CardRemovedError, HiltError, ProtocolError } from '../..
 import type { VirtualCard } from '../card.js';
 import type { PersistentStore } from '../store/types.js';
 import { StoreError } from '../store/errors.js';
-import { SwError, type Applet, type AppletContext, type AppletTransaction, type OsLogger } from './applet.js';
+import { SwError, NO_SECURE_CHANNEL, type Applet, type AppletContext, type AppletTransaction, type OsLogger, type SecureChannelStatus } from './applet.js';
 import { ScopedStore, KeySlot } from './scoped-store.js';
 import { SW, swBytesRemaining, swCorrectLength } from './sw.js';
 import { buildCardData, buildCplc, defaultFci, tlv, type CardRecognitionOptions, type CplcFields } from './card-data.js';
@@ -566,7 +566,7 @@ export class CardOs implements VirtualCard {
     };
   }
 
-  private contextFor(entry: Registered, guard: () => void): AppletContext {
+  private contextFor(entry: Registered, guard: () => void, security: SecureChannelStatus = NO_SECURE_CHANNEL): AppletContext {
     const store = new ScopedStore(this.store, STORE_PREFIX.data(entry.aidHex), guard);
     const transaction: AppletTransaction = {
       begin: () => store.begin(),
@@ -589,6 +589,7 @@ export class CardOs implements VirtualCard {
       transient: ram,
       transaction,
       logger: { warn: (message, fields) => this.warn(`applet ${entry.name}: ${message}`, fields) },
+      security,
       getShareable: <T extends object>(serverAid: Uint8Array, param: number): T | null => {
         guard();
         return this.shareable(entry, serverAid, param, guard) as T | null;

@@ -113,7 +113,7 @@ describe('applet firewall', () => {
     const got: AppletContext[] = [];
     const { card } = makeCard([{ aid: WRITER, name: 'writer', applet: capturing(got), default: true }]);
     await tx(card, '80 10 00 00');
-    expect(Object.keys(got[0]).sort()).toEqual(['aid', 'getShareable', 'keys', 'logger', 'serial', 'store', 'transaction', 'transient'].sort());
+    expect(Object.keys(got[0]).sort()).toEqual(['aid', 'getShareable', 'keys', 'logger', 'security', 'serial', 'store', 'transaction', 'transient'].sort());
     // the serial and AID handed out are copies
     got[0].serial.fill(0);
     got[0].aid.fill(0);

@@ -7,7 +7,7 @@
  *   80        TD1: TD2 follows, T=0
  *   01        TD2: T=1
  *   80        category indicator: compact-TLV follows
- *   73 C0 01 F3   card capabilities: selection by full and partial DF name; data coding 01;
+ *   73 C0 01 DB   card capabilities: selection by full and partial DF name; data coding 01;
  *                 command chaining, extended Lc/Le, channel assignment by card and by terminal,
  *                 4 logical channels
  *   54 68 69 6C 74   card issuer's data "hilt"
@@ -23,5 +23,5 @@ export function withTck(body: Uint8Array): Uint8Array {
 }
 
 export const DEFAULT_ATR: Uint8Array = withTck(
-  Uint8Array.of(0x3b, 0x8a, 0x80, 0x01, 0x80, 0x73, 0xc0, 0x01, 0xf3, 0x54, 0x68, 0x69, 0x6c, 0x74),
+  Uint8Array.of(0x3b, 0x8a, 0x80, 0x01, 0x80, 0x73, 0xc0, 0x01, 0xdb, 0x54, 0x68, 0x69, 0x6c, 0x74),
 );

@@ -9,11 +9,12 @@
 import type { RegisterCommand } from './types.js';
 import { fromHex, hexByte, hexWord, toSpacedHex } from '../../util/bytes.js';
 import { BadInputError } from '../../util/errors.js';
-import { parseAtr, bitRate, describeInterfaceByte, DEFAULT_CLOCK_HZ, type Atr, type HistoricalObject, type StatusIndicator } from '../../apdu/atr.js';
+import { parseAtr, bitRates, describeInterfaceByte, DEFAULT_CLOCK_HZ, type Atr, type HistoricalObject, type StatusIndicator } from '../../apdu/atr.js';
 import { HISTORICAL_CATEGORIES } from '../../apdu/atr-tables.js';
 import { describeSw } from '../../apdu/sw.js';
 import { SmartcardList, type CardIdentification } from '../../reader/smartcard-list.js';
 import { table, toJson } from '../output.js';
+import { asciiOf } from './tlv.js';
 
 /** What `--json` prints. */
 export interface AtrReport {
@@ -48,14 +49,12 @@ export function parseClock(text: string | undefined): number {
 
 export async function analyseAtr(bytes: Uint8Array, clockHz: number, list: SmartcardList): Promise<AtrReport> {
   const atr = parseAtr(bytes);
-  const p = atr.parameters;
-  const rate = (hz: number | null) => (p.fi !== null && p.di !== null && hz !== null ? bitRate(p.fi, p.di, hz) : null);
   return {
     input: toSpacedHex(bytes),
     clockHz,
     atr,
     meanings: atr.interfaceBytes.map((b) => ({ byte: `${b.name}${b.i}`, meaning: describeInterfaceByte(b, clockHz) })),
-    bitRate: { atClock: rate(clockHz), atFmax: rate(p.fmaxMHz === null ? null : p.fmaxMHz * 1e6) },
+    bitRate: bitRates(atr.parameters, clockHz),
     identification: await list.identify(bytes),
   };
 }
@@ -113,7 +112,8 @@ export function formatAtrReport(r: AtrReport): string {
   const h = a.historical;
   if (a.k > 0) {
     const cat = HISTORICAL_CATEGORIES.find((c) => h.kind === c.kind)?.meaning ?? 'proprietary format';
-    rows.push([`T1..T${a.k}`, toSpacedHex(h.bytes), `historical bytes, category ${hexByte(h.category as number)}: ${cat}`]);
+    // The bytes themselves are listed under "historical bytes" below, to keep the table narrow.
+    rows.push([`T1..T${a.k}`, `${hexByte(h.category as number)}${a.k > 1 ? ' …' : ''}`, `historical bytes, category ${hexByte(h.category as number)}: ${cat}`]);
   }
   if (a.tck.present) {
     const v = hexByte(a.tck.value as number);
@@ -131,8 +131,9 @@ export function formatAtrReport(r: AtrReport): string {
     out.push(`rate: Fi=${p.fi ?? 'RFU'}, Di=${p.di ?? 'RFU'} (no bit rate)`);
   }
   if (a.protocols.includes(1)) out.push(`T=1: IFSC ${p.ifsc}, BWI ${p.bwi}, CWI ${p.cwi}, ${p.errorDetection}`);
-  if (h.objects.length || h.status || h.pcsc || h.dirReference !== undefined || h.error) {
-    out.push('historical bytes:');
+  if (a.k > 0) {
+    const ascii = asciiOf(h.bytes.subarray(h.kind === 'proprietary' ? 0 : 1));
+    out.push(`historical bytes: ${toSpacedHex(h.bytes)}${ascii !== undefined && h.objects.length === 0 ? `  "${ascii}"` : ''}`);
     for (const o of h.objects) for (const l of objectLines(o)) out.push(`  ${l}`);
     if (h.kind === 'compact-tlv-status' && h.status) out.push(`  status indicator: ${statusText(h.status).join(', ')}`);
     if (h.dirReference !== undefined) out.push(`  DIR data reference: ${hexByte(h.dirReference)}`);

@@ -3,68 +3,33 @@
  * pcsc-lite -> scriptor / pcsc_scan. Runs only where pcscd, the vpcd driver config, scriptor and
  * pcsc_scan exist; otherwise the suite is skipped and its title says why.
  *
- * pcscd: if a PC/SC service already answers (`pcsc_scan -r` succeeds) it is used as is and left
- * running; it must have the vpcd driver on the port of /etc/reader.conf.d/vpcd. Otherwise the suite
- * starts `pcscd --foreground --debug` itself (needs root, for /run/pcscd), keeps the tail of its log
- * for failure messages, and stops it (SIGTERM, then SIGKILL after a bound) at the end.
+ * pcscd comes from the shared harness (test/helpers/pcscd.ts): a private instance where possible.
  * Readiness is not guessed with sleeps: the client connects to the driver's port with backoff, and
  * the card counts as seen by pcscd once pcscd has powered it up (it does so on every insertion).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { VirtualCard } from '../../emulator/card.js';
-import { VpcdCardClient, VPCD_DEFAULT_PORT } from '../../emulator/vpcd/client.js';
+import { VpcdCardClient } from '../../emulator/vpcd/client.js';
+import { ensurePcscd, pcscStackMissing, stopPcscd, type PcscdInstance } from '../helpers/pcscd.js';
 import { concatBytes, fromHex, toSpacedHex } from '../../src/util/bytes.js';
 
-const VPCD_CONF = '/etc/reader.conf.d/vpcd';
 const ATR = fromHex('3b80800101');
 const BINARY = Uint8Array.from({ length: 16 }, (_, i) => 0x30 + i);
 /** Bounds of the waits on pcscd (named, per CONTRIBUTING). */
 const PCSCD_CONNECT_BOUND_MS = 15_000;
 const PCSCD_SEES_CARD_BOUND_MS = 20_000;
 const PCSCD_SEES_REMOVAL_BOUND_MS = 10_000;
-const PCSCD_STOP_BOUND_MS = 5_000;
 const TOOL_TIMEOUT_MS = 15_000;
 const POLL_MS = 100;
 
-function which(tool: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Whether a PC/SC service answers here. Asking the service, not looking for a pcscd process: a pcscd
- * in another mount namespace (a private one some test harness runs) is a process we can see but a
- * service our PC/SC clients cannot reach.
- */
-function pcscServiceUp(): boolean {
-  try {
-    execFileSync('pcsc_scan', ['-r'], { stdio: 'ignore', timeout: TOOL_TIMEOUT_MS });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The vpcd port from the driver config (CHANNELID, hex or decimal); slot 0 of that reader listens there. */
-function vpcdPort(): number {
-  const m = /^\s*CHANNELID\s+(0x[0-9a-f]+|\d+)/im.exec(readFileSync(VPCD_CONF, 'utf8'));
-  return m ? Number(m[1]) : VPCD_DEFAULT_PORT;
-}
-
 function skipReason(): string | null {
-  const missing = ['pcscd', 'scriptor', 'pcsc_scan'].filter((t) => !which(t));
-  if (missing.length) return `not installed: ${missing.join(', ')}`;
-  if (!existsSync(VPCD_CONF)) return `no vpcd driver config at ${VPCD_CONF} (install vsmartcard-vpcd)`;
-  if (!pcscServiceUp() && process.getuid?.() !== 0) return 'no PC/SC service is running and starting pcscd needs root';
-  return null;
+  const missing = pcscStackMissing();
+  if (missing) return missing;
+  return existsSync('/usr/bin/pcsc_scan') ? null : 'not installed: pcsc_scan (apt-get install pcsc-tools)';
 }
 
 const SKIP = skipReason();
@@ -96,9 +61,9 @@ interface ToolResult {
   out: string;
 }
 
-function run(tool: string, args: string[]): Promise<ToolResult> {
+function run(tool: string, args: string[], env: NodeJS.ProcessEnv): Promise<ToolResult> {
   return new Promise((resolve) => {
-    execFile(tool, args, { timeout: TOOL_TIMEOUT_MS, encoding: 'utf8' }, (error, stdout, stderr) => {
+    execFile(tool, args, { env, timeout: TOOL_TIMEOUT_MS, encoding: 'utf8' }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
       resolve({ code, out: `${stdout}${stderr}` });
     });
@@ -116,8 +81,8 @@ async function until<T>(what: string, boundMs: number, probe: () => Promise<T | 
 }
 
 /** Card state of each reader from `pcsc_scan -c -n` (one snapshot). */
-async function cardStates(): Promise<Map<string, { state: string; atr?: string }>> {
-  const { out } = await run('pcsc_scan', ['-c', '-n']);
+async function cardStates(env: NodeJS.ProcessEnv): Promise<Map<string, { state: string; atr?: string }>> {
+  const { out } = await run('pcsc_scan', ['-c', '-n'], env);
   const states = new Map<string, { state: string; atr?: string }>();
   for (const block of out.split(/^ Reader \d+: /m).slice(1)) {
     const name = block.split('\n')[0].trim();
@@ -129,39 +94,25 @@ async function cardStates(): Promise<Map<string, { state: string; atr?: string }
 }
 
 describe.skipIf(SKIP !== null)(`VpcdCardClient through the real pcscd${SKIP ? ` (skipped: ${SKIP})` : ''}`, () => {
-  let pcscd: ChildProcess | null = null;
-  const pcscdLog: string[] = [];
+  let pcscd: PcscdInstance;
   const clientLog: string[] = [];
   const card = new ReadBinaryCard();
   let client: VpcdCardClient;
   let reader = '';
   let dir = '';
-  const diagnostics = (): string =>
-    [
-      'client log:',
-      ...clientLog.slice(-20),
-      pcscd ? 'pcscd log (tail):' : `pcscd was already running: does it load ${VPCD_CONF} (vpcd on port ${vpcdPort()})?`,
-      ...pcscdLog.slice(-40),
-    ].join('\n');
+  const diagnostics = (): string => ['client log:', ...clientLog.slice(-20), 'pcscd log (tail):', pcscd?.log() ?? ''].join('\n');
 
   async function scriptor(lines: string[]): Promise<ToolResult> {
     const file = join(dir, `script-${Date.now()}.txt`);
     writeFileSync(file, lines.join('\n') + '\n');
-    return run('scriptor', ['-r', reader, file]);
+    return run('scriptor', ['-r', reader, file], pcscd.env);
   }
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'hilt-pcscd-'));
-    if (!pcscServiceUp()) {
-      pcscd = spawn('pcscd', ['--foreground', '--debug'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      const keep = (chunk: Buffer): void => {
-        pcscdLog.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-        if (pcscdLog.length > 400) pcscdLog.splice(0, pcscdLog.length - 200);
-      };
-      pcscd.stdout?.on('data', keep);
-      pcscd.stderr?.on('data', keep);
-    }
-    const port = vpcdPort();
+    pcscd = await ensurePcscd();
+    const port = pcscd.ports[0];
+    reader = pcscd.readers[0];
     client = new VpcdCardClient(card, {
       port,
       logger: { info: (m) => clientLog.push(`info ${m}`), warn: (m) => clientLog.push(`warn ${m}`) },
@@ -172,35 +123,20 @@ describe.skipIf(SKIP !== null)(`VpcdCardClient through the real pcscd${SKIP ? ` 
     });
     // pcscd powers a card up as soon as it sees it.
     await until('pcscd did not power the card up', PCSCD_SEES_CARD_BOUND_MS, () => (card.powerOns > 0 ? true : undefined), diagnostics);
-    reader = await until(
-      'no vpcd reader (slot 0) listed by pcsc_scan -r',
-      PCSCD_SEES_CARD_BOUND_MS,
-      async () => {
-        const { out } = await run('pcsc_scan', ['-r']);
-        return /^\d+: (Virtual PCD \d+ 00)\s*$/m.exec(out)?.[1];
-      },
-      diagnostics,
-    );
-  }, PCSCD_CONNECT_BOUND_MS + 2 * PCSCD_SEES_CARD_BOUND_MS + 5_000);
+  }, PCSCD_CONNECT_BOUND_MS + PCSCD_SEES_CARD_BOUND_MS + 20_000);
 
   afterAll(async () => {
     await client?.close();
-    if (pcscd && pcscd.exitCode === null) {
-      const exited = new Promise<void>((resolve) => pcscd?.once('exit', () => resolve()));
-      pcscd.kill('SIGTERM');
-      const timer = setTimeout(() => pcscd?.kill('SIGKILL'), PCSCD_STOP_BOUND_MS);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopPcscd();
     if (dir) rmSync(dir, { recursive: true, force: true });
-  }, PCSCD_STOP_BOUND_MS + 5_000);
+  });
 
   it('pcsc_scan sees the emulated card with its ATR', async () => {
     const seen = await until(
       'pcsc_scan did not report the card',
       PCSCD_SEES_CARD_BOUND_MS,
       async () => {
-        const s = (await cardStates()).get(reader);
+        const s = (await cardStates(pcscd.env)).get(reader);
         return s && /Card inserted/.test(s.state) ? s : undefined;
       },
       diagnostics,
@@ -225,7 +161,7 @@ describe.skipIf(SKIP !== null)(`VpcdCardClient through the real pcscd${SKIP ? ` 
       'pcsc_scan did not report the removal',
       PCSCD_SEES_REMOVAL_BOUND_MS,
       async () => {
-        const s = (await cardStates()).get(reader);
+        const s = (await cardStates(pcscd.env)).get(reader);
         return s && /Card removed/.test(s.state) ? true : undefined;
       },
       diagnostics,

@@ -1,10 +1,25 @@
 /** The list of commands, in the order `hilt --help` shows them. One file per command. */
 import type { RegisterCommand } from './types.js';
-import { registerApdu } from './apdu.js';
+import { registerReaders } from './readers.js';
+import { registerMonitor } from './monitor.js';
+import { registerSend } from './send.js';
+import { registerScript } from './script.js';
 import { registerAtr } from './atr.js';
+import { registerApdu } from './apdu.js';
 import { registerTlv } from './tlv.js';
 import { registerEmulator } from './emulator.js';
 import { registerJournal } from './journal.js';
 import { registerDemo } from './demo.js';
 
-export const commands: RegisterCommand[] = [registerAtr, registerApdu, registerTlv, registerEmulator, registerJournal, registerDemo];
+export const commands: RegisterCommand[] = [
+  registerReaders,
+  registerMonitor,
+  registerSend,
+  registerScript,
+  registerAtr,
+  registerApdu,
+  registerTlv,
+  registerEmulator,
+  registerJournal,
+  registerDemo,
+];

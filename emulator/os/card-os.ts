@@ -9,12 +9,20 @@
  *      INS 6x/9x → 6D00; channel ≥ maxChannels → 6881.
  *   2. any command other than GET RESPONSE drops the channel's pending response.
  *   3. closed channel: SELECT by AID opens it, anything else → 6881.
- *   4. a chain in progress on the channel that this command does not continue → 6883 (chain dropped).
- *   5. OS commands (interindustry class, no SM): SELECT by AID, MANAGE CHANNEL, GET RESPONSE; and
+ *   4. the secure channel, when the channel's applet belongs to a security domain (or is one), for
+ *      every command but the transport commands of 5: INITIALIZE UPDATE and EXTERNAL AUTHENTICATE go
+ *      to the channel's SCP03 card session; any other command is unwrapped by it (a failure answers
+ *      6982 and ends the session) and goes on as the plain command.
+ *   5. a chain in progress on the channel that this command does not continue → 6883 (chain dropped);
+ *      GET RESPONSE does not break a chain (it fetches the answer to the last part).
+ *   6. OS commands (interindustry class, no SM): SELECT by AID, MANAGE CHANNEL, GET RESPONSE; and
  *      GET DATA (00 or 80 class, no SM) for the card-wide tags.
- *   6. the channel's selected applet, through its chaining mode.
- *   7. no applet: SM class → 6882, SELECT → 6A82, GET DATA → 6A88, anything else → 6D00.
- * Response data then goes through `deliver`: at most Ne bytes now, the rest behind 61xx.
+ *   7. the channel's selected applet, through its chaining mode.
+ *   8. no applet: SM class → 6882, SELECT → 6A82, GET DATA → 6A88, anything else → 6D00.
+ * The answer to an unwrapped command is wrapped by the session (R-MAC, R-ENC per the level); the
+ * result goes through `deliver`: at most Ne bytes now, the rest behind 61xx for GET RESPONSE.
+ * What ends a session: INITIALIZE UPDATE, a verification failure, deselection of the channel's applet
+ * (any SELECT that deselects it, reselection included), MANAGE CHANNEL close, power off, reset.
  */
 import { CommandApdu, MAX_EXTENDED_NC } from '../../src/apdu/command.js';
 import { ResponseApdu } from '../../src/apdu/response.js';
@@ -29,6 +37,19 @@ import { SwError, NO_SECURE_CHANNEL, type Applet, type AppletContext, type Apple
 import { ScopedStore, KeySlot } from './scoped-store.js';
 import { SW, swBytesRemaining, swCorrectLength } from './sw.js';
 import { buildCardData, buildCplc, defaultFci, tlv, type CardRecognitionOptions, type CplcFields } from './card-data.js';
+import { kddFromSerial } from '../../src/crypto/diversify.js';
+import type { Scp03CardSession } from '../security/scp03-card.js';
+import {
+  SecurityDomainApplet,
+  createDomainSession,
+  domainMatchesConfig,
+  resolveSecurityDomains,
+  zeroizeResolved,
+  SD_KEY_NAMES,
+  type DomainScope,
+  type ResolvedDomain,
+  type SecurityDomainConfig,
+} from './security-domain.js';
 
 /** Logical channels the card offers unless told otherwise, and the most ISO 7816-4 can address. */
 export const DEFAULT_MAX_CHANNELS = 4;
@@ -44,7 +65,7 @@ export const CARD_TAGS = {
   CARD_SERIAL: 0xdf01,
 } as const;
 
-const INS = { SELECT: 0xa4, MANAGE_CHANNEL: 0x70, GET_RESPONSE: 0xc0, GET_DATA: 0xca } as const;
+const INS = { SELECT: 0xa4, MANAGE_CHANNEL: 0x70, GET_RESPONSE: 0xc0, GET_DATA: 0xca, INITIALIZE_UPDATE: 0x50, EXTERNAL_AUTHENTICATE: 0x82 } as const;
 const SELECT_BY_NAME = 0x04;
 
 /** Keys of the persistent store, by owner. Each ends in '/' before a variable part that cannot contain one. */
@@ -76,6 +97,13 @@ export interface AppletEntry {
   default?: boolean;
   /** Keys put into the applet's key slot when it is installed. */
   keys?: Record<string, Uint8Array>;
+  /**
+   * AID of the security domain the applet is associated with (one of `securityDomains`): its
+   * secure channel protects the applet's commands. Default: the issuer security domain, if the card
+   * has one; null: none (protected commands reach the applet as they came, as on a card without
+   * domains).
+   */
+  securityDomain?: Uint8Array | null;
 }
 
 export interface CardOsOptions {
@@ -87,6 +115,12 @@ export interface CardOsOptions {
   /** Logical channels 0..maxChannels-1 exist; 1 to 20, default 4. */
   maxChannels?: number;
   logger?: OsLogger;
+  /**
+   * GlobalPlatform security domains (ISD and supplementary), installed once like applets, selectable
+   * by their AID, registered after the applets. See security-domain.ts and applets-spec/security.md,
+   * "Card-side security domain".
+   */
+  securityDomains?: SecurityDomainConfig[];
 }
 
 interface Registered {
@@ -97,6 +131,10 @@ interface Registered {
   readonly selectable: boolean;
   readonly isDefault: boolean;
   readonly keys: Record<string, Uint8Array>;
+  /** Hex AID of the security domain whose secure channel protects this entry (its own, for a domain). */
+  readonly domainHex: string | null;
+  /** Set for a security domain's own entry. */
+  readonly domainConfig: ResolvedDomain | null;
 }
 
 interface PendingResponse {
@@ -113,11 +151,22 @@ interface Chain {
   length: number;
 }
 
+/** The SCP03 card session of a logical channel, with the domain it belongs to. */
+interface ChannelSecurity {
+  readonly domain: Registered;
+  readonly session: Scp03CardSession;
+}
+
 interface ChannelState {
   selected: Registered | null;
   pending: PendingResponse | null;
   chain: Chain | null;
+  /** Created by the first INITIALIZE UPDATE; ended (keys zeroized) when the selection changes. */
+  secure: ChannelSecurity | null;
 }
+
+/** What the secure-channel step decided: answer now, or go on with the (unwrapped) command. */
+type GateResult = { answer: ResponseApdu } | { cmd: CommandApdu; session: Scp03CardSession | null };
 
 const NO_LOGGER: OsLogger = { warn: () => undefined };
 
@@ -141,6 +190,10 @@ export class CardOs implements VirtualCard {
   private readonly maxChannels: number;
   private readonly logger: OsLogger;
   private readonly cardTags: ReadonlyMap<number, Uint8Array>;
+  /** Security domains by hex AID. */
+  private readonly domains: ReadonlyMap<string, Registered>;
+  /** Key diversification data every domain answers in INITIALIZE UPDATE: kddFromSerial(serial). */
+  private readonly kdd: Uint8Array;
 
   /** Index = channel number; null = closed. */
   private channels: (ChannelState | null)[] = [];
@@ -165,12 +218,20 @@ export class CardOs implements VirtualCard {
     this.serial = options.serial.slice();
     this.store = options.store;
     this.logger = options.logger ?? NO_LOGGER;
-    this.registry = this.register(options.applets);
-    const defaults = this.registry.filter((e) => e.isDefault);
-    if (defaults.length > 1) throw new BadInputError(`at most one default applet, got ${defaults.map((e) => e.name).join(', ')}`);
-    this.defaultApplet = defaults[0];
-    this.cardTags = this.buildCardTags(options.productionData ?? {});
-    for (const entry of this.registry) this.installOnce(entry);
+    const domains = resolveSecurityDomains(options.securityDomains ?? []);
+    try {
+      this.registry = this.register(options.applets, domains);
+      const defaults = this.registry.filter((e) => e.isDefault);
+      if (defaults.length > 1) throw new BadInputError(`at most one default applet, got ${defaults.map((e) => e.name).join(', ')}`);
+      this.defaultApplet = defaults[0];
+      this.domains = new Map(this.registry.filter((e) => e.domainConfig !== null).map((e) => [e.aidHex, e]));
+      this.kdd = kddFromSerial(this.serial);
+      this.cardTags = this.buildCardTags(options.productionData ?? {});
+      for (const entry of this.registry) this.installOnce(entry);
+    } finally {
+      // Installed (or refused): the card image holds the keys now, nothing else needs these copies.
+      zeroizeResolved(domains);
+    }
     this.powerOn();
   }
 
@@ -181,7 +242,7 @@ export class CardOs implements VirtualCard {
   powerOn(): void {
     this.dropVolatileState();
     this.powered = true;
-    this.channels[0] = { selected: null, pending: null, chain: null };
+    this.channels[0] = { selected: null, pending: null, chain: null, secure: null };
     if (this.defaultApplet) this.selectOn(0, this.defaultApplet);
   }
 
@@ -207,9 +268,10 @@ export class CardOs implements VirtualCard {
 
   // ---- setup --------------------------------------------------------------------------------------
 
-  private register(entries: AppletEntry[]): Registered[] {
+  private register(entries: AppletEntry[], domains: readonly ResolvedDomain[]): Registered[] {
     if (!Array.isArray(entries)) throw new BadInputError('applets: expected an array');
     const out: Registered[] = [];
+    const issuer = domains.find((d) => d.issuer);
     for (const [i, e] of entries.entries()) {
       assertBytes(e.aid, `applets[${i}].aid`);
       assertInt(e.aid.length, `applets[${i}].aid length`, 5, 16);
@@ -219,6 +281,16 @@ export class CardOs implements VirtualCard {
       const twin = out.find((r) => r.aidHex === aidHex);
       if (twin) throw new BadInputError(`applets[${i}] (${e.name}): AID ${aidHex} is already used by ${twin.name}`);
       for (const [name, key] of Object.entries(e.keys ?? {})) assertBytes(key, `applets[${i}].keys.${name}`);
+      let domainHex: string | null = issuer?.aidHex ?? null;
+      if (e.securityDomain === null) domainHex = null;
+      else if (e.securityDomain !== undefined) {
+        assertBytes(e.securityDomain, `applets[${i}].securityDomain`);
+        const wanted = toHex(e.securityDomain);
+        if (!domains.some((d) => d.aidHex === wanted)) {
+          throw new BadInputError(`applets[${i}] (${e.name}): securityDomain ${wanted} is not one of the card's security domains`);
+        }
+        domainHex = wanted;
+      }
       out.push({
         aid: e.aid.slice(),
         aidHex,
@@ -227,6 +299,23 @@ export class CardOs implements VirtualCard {
         selectable: e.selectable !== false,
         isDefault: e.default === true,
         keys: { ...(e.keys ?? {}) },
+        domainHex,
+        domainConfig: null,
+      });
+    }
+    for (const d of domains) {
+      const twin = out.find((r) => r.aidHex === d.aidHex);
+      if (twin) throw new BadInputError(`security domain ${d.name}: AID ${d.aidHex} is already used by ${twin.name}`);
+      out.push({
+        aid: d.aid.slice(),
+        aidHex: d.aidHex,
+        name: d.name,
+        applet: new SecurityDomainApplet({ kvn: d.keys.kvn, i: d.i }),
+        selectable: true,
+        isDefault: false,
+        keys: { [SD_KEY_NAMES.enc]: d.keys.enc, [SD_KEY_NAMES.mac]: d.keys.mac, [SD_KEY_NAMES.dek]: d.keys.dek },
+        domainHex: d.aidHex,
+        domainConfig: d,
       });
     }
     return out;
@@ -250,7 +339,12 @@ export class CardOs implements VirtualCard {
   /** Java Card install: once in the card's life, atomically with the marker that records it. */
   private installOnce(entry: Registered): void {
     const marker = STORE_PREFIX.installed + entry.aidHex;
-    if (this.store.get(marker) !== undefined) return;
+    if (this.store.get(marker) !== undefined) {
+      if (entry.domainConfig && !domainMatchesConfig(this.domainScope(entry, () => undefined), entry.domainConfig)) {
+        this.warn(`security domain ${entry.name}: the card image holds other keys, KVN or i than configured; the card image wins`);
+      }
+      return;
+    }
     if (this.store.inTransaction) this.store.abort();
     const ctx = this.contextFor(entry, () => undefined);
     this.store.begin();
@@ -272,6 +366,7 @@ export class CardOs implements VirtualCard {
   private dropVolatileState(): void {
     this.epoch++;
     this.tail = Promise.resolve();
+    for (const state of this.channels) if (state) this.endSession(state);
     this.channels = new Array<ChannelState | null>(this.maxChannels).fill(null);
     this.transients = new Map();
     try {
@@ -306,31 +401,54 @@ export class CardOs implements VirtualCard {
 
   private async execute(bytes: Uint8Array, epoch: number): Promise<ResponseApdu> {
     if (bytes.length < 4) return status(SW.WRONG_LENGTH);
-    const cla = decodeCla(bytes[0]);
-    if (cla.channel < 0) return status(SW.CLA_NOT_SUPPORTED);
-    let cmd: CommandApdu;
+    const wireCla = decodeCla(bytes[0]);
+    if (wireCla.channel < 0) return status(SW.CLA_NOT_SUPPORTED);
+    let wire: CommandApdu;
     try {
-      cmd = CommandApdu.decode(bytes);
+      wire = CommandApdu.decode(bytes);
     } catch {
       return status(SW.WRONG_LENGTH);
     }
-    const insHigh = cmd.ins & 0xf0;
+    const insHigh = wire.ins & 0xf0;
     if (insHigh === 0x60 || insHigh === 0x90) return status(SW.INS_NOT_SUPPORTED);
-    const ch = cla.channel;
+    const ch = wireCla.channel;
     if (ch >= this.maxChannels) return status(SW.LOGICAL_CHANNEL_NOT_SUPPORTED);
 
-    const osClass = !cla.proprietary && cla.secureMessaging === 'none';
+    const osClass = !wireCla.proprietary && wireCla.secureMessaging === 'none';
     const state = this.channels[ch];
-    if (state && !(osClass && cmd.ins === INS.GET_RESPONSE)) state.pending = null;
-    const selectByAid = osClass && cmd.ins === INS.SELECT && cmd.p1 === SELECT_BY_NAME;
+    if (state && !(osClass && wire.ins === INS.GET_RESPONSE)) state.pending = null;
+    const selectByAid = osClass && wire.ins === INS.SELECT && wire.p1 === SELECT_BY_NAME;
     if (!state) {
-      return selectByAid && !cla.chaining ? this.select(ch, cmd, epoch) : status(SW.LOGICAL_CHANNEL_NOT_SUPPORTED);
+      return selectByAid && !wireCla.chaining ? this.select(ch, wire, epoch) : status(SW.LOGICAL_CHANNEL_NOT_SUPPORTED);
     }
-    if (state.chain && !this.continuesChain(state.chain, cmd)) {
+    // SELECT by AID, MANAGE CHANNEL and GET RESPONSE are transport: never protected, never seen by the
+    // secure channel (GET RESPONSE serves the already wrapped answer; see card-os.md).
+    const transport = osClass && (selectByAid || wire.ins === INS.MANAGE_CHANNEL || wire.ins === INS.GET_RESPONSE);
+
+    let cmd = wire;
+    let cla = wireCla;
+    let session: Scp03CardSession | null = null;
+    const domain = state.selected?.domainHex ? this.domains.get(state.selected.domainHex) : undefined;
+    if (domain && !transport) {
+      const gate = this.secureChannel(ch, state, domain, wire, wireCla, epoch);
+      if ('answer' in gate) return this.deliver(state, gate.answer.data, gate.answer.sw, wire.ne);
+      cmd = gate.cmd;
+      cla = decodeCla(cmd.cla);
+      session = gate.session;
+    }
+    // The answer to an unwrapped command leaves wrapped (R-MAC, R-ENC as the level says), then Le applies.
+    const finish = (r: ResponseApdu): ResponseApdu => {
+      const out = session !== null && session.state === 'authenticated' ? session.wrapResponse(r) : r;
+      return this.deliver(state, out.data, out.sw, wire.ne);
+    };
+
+    // GET RESPONSE fetches the answer to a chain part (under R-MAC it carries data): it does not break the chain.
+    const fetching = transport && wire.ins === INS.GET_RESPONSE;
+    if (state.chain && !fetching && !this.continuesChain(state.chain, cmd)) {
       state.chain = null;
-      return status(SW.LAST_COMMAND_OF_CHAIN_EXPECTED);
+      return finish(status(SW.LAST_COMMAND_OF_CHAIN_EXPECTED));
     }
-    if (osClass && (selectByAid || cmd.ins === INS.MANAGE_CHANNEL || cmd.ins === INS.GET_RESPONSE)) {
+    if (transport) {
       if (cla.chaining) return status(SW.COMMAND_CHAINING_NOT_SUPPORTED);
       if (selectByAid) return this.select(ch, cmd, epoch);
       if (cmd.ins === INS.MANAGE_CHANNEL) return this.manageChannel(ch, cmd, epoch);
@@ -338,15 +456,89 @@ export class CardOs implements VirtualCard {
     }
     const tag = (cmd.p1 << 8) | cmd.p2;
     if (cmd.ins === INS.GET_DATA && cla.secureMessaging === 'none' && this.cardTags.has(tag)) {
-      if (cla.chaining) return status(SW.COMMAND_CHAINING_NOT_SUPPORTED);
-      if (cmd.nc > 0) return status(SW.WRONG_LENGTH);
-      return this.deliver(state, this.cardTags.get(tag) as Uint8Array, SW.OK, cmd.ne);
+      if (cla.chaining) return finish(status(SW.COMMAND_CHAINING_NOT_SUPPORTED));
+      if (cmd.nc > 0) return finish(status(SW.WRONG_LENGTH));
+      return finish(new ResponseApdu(this.cardTags.get(tag) as Uint8Array, SW.OK));
     }
-    if (state.selected) return this.dispatch(ch, state, state.selected, cmd, cla, epoch);
+    if (state.selected) {
+      const security = session !== null && session.state === 'authenticated' ? this.statusOf(session, domain as Registered) : NO_SECURE_CHANNEL;
+      return finish(await this.dispatch(ch, state, state.selected, cmd, cla, epoch, security));
+    }
     if (cla.secureMessaging !== 'none') return status(SW.SECURE_MESSAGING_NOT_SUPPORTED);
     if (cmd.ins === INS.SELECT) return status(SW.FILE_NOT_FOUND);
     if (cmd.ins === INS.GET_DATA) return status(SW.REFERENCED_DATA_NOT_FOUND);
     return status(SW.INS_NOT_SUPPORTED);
+  }
+
+  // ---- secure channel -----------------------------------------------------------------------------
+
+  /**
+   * The security domain's part of a command on a channel whose applet belongs to `domain` (GP's
+   * SecureChannel.processSecurity + unwrap, done by the OS for every applet):
+   * - INITIALIZE UPDATE (proprietary class, no SM, no chaining, INS 50): to the channel's session,
+   *   created on first use; any session the channel had ends.
+   * - EXTERNAL AUTHENTICATE (proprietary class with SM, INS 82) while no session is authenticated: to
+   *   the session (6985 when there is none). Inside an authenticated session INS 82 is an ordinary
+   *   protected command for the applet.
+   * - Either of them while a chain is in progress: 6883, chain dropped.
+   * - Any other command: no session → plain commands go on, protected ones 6982; otherwise the
+   *   session unwraps it (a pending handshake is abandoned; in an authenticated session a C-MAC
+   *   failure, a replay, or a command without the protection the level requires answers 6982 and ends
+   *   the session).
+   */
+  private secureChannel(ch: number, state: ChannelState, domain: Registered, wire: CommandApdu, cla: ClaInfo, epoch: number): GateResult {
+    const plainProprietary = cla.proprietary && !cla.chaining && cla.secureMessaging === 'none';
+    const protectedProprietary = cla.proprietary && !cla.chaining && cla.secureMessaging !== 'none';
+    const current = state.secure?.session;
+    const initializeUpdate = plainProprietary && wire.ins === INS.INITIALIZE_UPDATE;
+    const externalAuthenticate = protectedProprietary && wire.ins === INS.EXTERNAL_AUTHENTICATE && current?.state !== 'authenticated';
+    if (initializeUpdate || externalAuthenticate) {
+      if (state.chain) {
+        state.chain = null;
+        return { answer: status(SW.LAST_COMMAND_OF_CHAIN_EXPECTED) };
+      }
+      if (externalAuthenticate) return { answer: current ? current.externalAuthenticate(wire) : status(SW.CONDITIONS_NOT_SATISFIED) };
+      try {
+        const session = current ?? this.openSession(state, domain, epoch);
+        return { answer: session.initializeUpdate(wire) };
+      } catch (e) {
+        if (e instanceof SwError) return { answer: status(e.sw) };
+        throw e;
+      }
+    }
+    if (!current) return cla.secureMessaging === 'none' ? { cmd: wire, session: null } : { answer: status(SW.SECURITY_STATUS_NOT_SATISFIED) };
+    const was = current.state;
+    const plain = current.unwrapCommand(wire);
+    if (plain instanceof ResponseApdu) {
+      if (was === 'authenticated') this.warn(`secure channel of ${domain.name} on channel ${ch} ended: command failed verification`, { command: toHex(wire.encode()) });
+      return { answer: plain };
+    }
+    return { cmd: plain, session: current.state === 'authenticated' ? current : null };
+  }
+
+  private openSession(state: ChannelState, domain: Registered, epoch: number): Scp03CardSession {
+    const session = createDomainSession(this.domainScope(domain, this.guardFor(epoch)), domain.aid, this.kdd);
+    state.secure = { domain, session };
+    return session;
+  }
+
+  /** Ends the channel's secure channel, if any: session and static key copies zeroized. */
+  private endSession(state: ChannelState): void {
+    const secure = state.secure;
+    state.secure = null;
+    secure?.session.destroy();
+  }
+
+  private statusOf(session: Scp03CardSession, domain: Registered): SecureChannelStatus {
+    return Object.freeze({ level: session.securityLevel ?? 0, authenticated: true, domain: domain.aidHex });
+  }
+
+  /** The domain's own records and key slot: the OS's view, never handed to an applet. */
+  private domainScope(domain: Registered, guard: () => void): DomainScope {
+    return {
+      records: new ScopedStore(this.store, STORE_PREFIX.data(domain.aidHex), guard),
+      keys: new KeySlot(new ScopedStore(this.store, STORE_PREFIX.keys(domain.aidHex), guard)),
+    };
   }
 
   /**
@@ -404,7 +596,7 @@ export class CardOs implements VirtualCard {
       at < 0 ? matches[matches.length - 1] : matches[at - 1],
     ][p2 & 0x03];
     if (!candidate) return status(SW.FILE_NOT_FOUND);
-    const state: ChannelState = this.channels[ch] ?? { selected: null, pending: null, chain: null };
+    const state: ChannelState = this.channels[ch] ?? { selected: null, pending: null, chain: null, secure: null };
     this.channels[ch] = state;
     const sw = this.selectOn(ch, candidate);
     if (sw !== SW.OK) {
@@ -431,6 +623,7 @@ export class CardOs implements VirtualCard {
 
   private deselectOn(ch: number): void {
     const state = this.channels[ch];
+    if (state) this.endSession(state);
     const entry = state?.selected;
     if (!state || !entry) return;
     state.selected = null;
@@ -468,7 +661,7 @@ export class CardOs implements VirtualCard {
     } else if (this.channels[n]) {
       return status(SW.INCORRECT_P1P2);
     }
-    const state: ChannelState = { selected: null, pending: null, chain: null };
+    const state: ChannelState = { selected: null, pending: null, chain: null, secure: null };
     this.channels[target] = state;
     const inherit = origin === 0 ? this.defaultApplet : this.channels[origin]?.selected;
     if (inherit) {
@@ -490,7 +683,16 @@ export class CardOs implements VirtualCard {
     return claWithChaining(cmd.cla, false) === cla && cmd.ins === ins && cmd.p1 === p1 && cmd.p2 === p2;
   }
 
-  private async dispatch(ch: number, state: ChannelState, entry: Registered, cmd: CommandApdu, cla: ClaInfo, epoch: number): Promise<ResponseApdu> {
+  /** The applet's answer to `cmd` (or the OS's, for chain parts and chaining errors), before Le applies. */
+  private async dispatch(
+    ch: number,
+    state: ChannelState,
+    entry: Registered,
+    cmd: CommandApdu,
+    cla: ClaInfo,
+    epoch: number,
+    security: SecureChannelStatus,
+  ): Promise<ResponseApdu> {
     let apdu = cmd;
     if (cla.chaining || state.chain) {
       const mode = entry.applet.chaining;
@@ -511,12 +713,11 @@ export class CardOs implements VirtualCard {
         apdu = new CommandApdu({ cla: chain.header[0], ins: cmd.ins, p1: cmd.p1, p2: cmd.p2, data: concatBytes(...chain.parts), ne: cmd.ne, extended: cmd.extended });
       }
     }
-    const response = await this.callProcess(entry, apdu, ch, epoch);
-    return this.deliver(state, response.data, response.sw, apdu.ne);
+    return this.callProcess(entry, apdu, ch, epoch, security);
   }
 
-  private async callProcess(entry: Registered, apdu: CommandApdu, ch: number, epoch: number): Promise<ResponseApdu> {
-    const ctx = this.contextFor(entry, this.guardFor(epoch));
+  private async callProcess(entry: Registered, apdu: CommandApdu, ch: number, epoch: number, security: SecureChannelStatus): Promise<ResponseApdu> {
+    const ctx = this.contextFor(entry, this.guardFor(epoch), security);
     let result: unknown;
     try {
       result = await entry.applet.process(ctx, apdu, ch);

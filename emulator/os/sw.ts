@@ -12,6 +12,8 @@ export const SW = {
   SECURE_MESSAGING_NOT_SUPPORTED: 0x6882,
   LAST_COMMAND_OF_CHAIN_EXPECTED: 0x6883,
   COMMAND_CHAINING_NOT_SUPPORTED: 0x6884,
+  /** A protected command without an open secure channel, or one that failed verification. */
+  SECURITY_STATUS_NOT_SATISFIED: 0x6982,
   CONDITIONS_NOT_SATISFIED: 0x6985,
   /** Java Card's SW_APPLET_SELECT_FAILED: the applet refused selection. */
   APPLET_SELECT_FAILED: 0x6999,

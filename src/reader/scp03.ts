@@ -6,9 +6,14 @@
  * per the security level (CLA secure-messaging bit, C-DECRYPTION, C-MAC, Lc updated, Le kept) and
  * every response unwrapped (R-MAC verified, R-ENCRYPTION removed).
  *
- * Stack order: this wrapper must be OUTSIDE any wrapper that turns one exchange into several (T=0
- * GET RESPONSE, 6Cxx re-issue), e.g. compose(transport, getResponse, ...) then openScp03 on the
- * result: the R-MAC covers the whole response, so it must see the response reassembled.
+ * Stack order: put this wrapper straight on the transport, or OUTSIDE the other wrappers. The R-MAC
+ * covers the whole response, so the wrapper must see the response whole: when the card answers a
+ * wrapped command with 61xx, the wrapper itself fetches the rest with GET RESPONSE (interindustry
+ * class, on the session's channel, never protected: the card serves the already wrapped answer in
+ * parts) before verifying, at most MAX_SCP03_GET_RESPONSES times. Under it, a wrapper that re-issues
+ * a command answered 6Cxx (withGetResponse's reissueOn6C) must be off: re-sending a wrapped command
+ * replays its C-MAC, which the card refuses (6982) and which ends its session. A 6Cxx comes back to
+ * the caller as it is (a bare error SW), who re-sends the plain command with the right Le.
  *
  * Behaviour:
  * - Authentication failures reject with AuthError (code AUTH_FAILED, `reason` says which check).
@@ -32,6 +37,7 @@ import { serialChannel } from './serialize.js';
 import { CommandApdu } from '../apdu/command.js';
 import { ResponseApdu } from '../apdu/response.js';
 import { claChannel, claForChannel } from '../apdu/cla.js';
+import { _collectGetResponse } from './get-response.js';
 import {
   AuthError,
   Scp03Session,
@@ -73,6 +79,13 @@ const IU_RESPONSE = {
 } as const;
 
 const SW_OK = 0x9000;
+const SW1_MORE_DATA = 0x61;
+
+/**
+ * Most GET RESPONSE commands the wrapper sends to fetch one wrapped answer: 256 parts of 256 bytes
+ * cover the longest extended response (65536 bytes) plus its protection.
+ */
+export const MAX_SCP03_GET_RESPONSES = 260;
 
 export interface Scp03Options {
   keys: StaticKeys;
@@ -252,8 +265,12 @@ function _secureChannel(inner: CardChannel, session: Scp03Session, info: Scp03In
       }
       const w = session.wrapCommand({ cla: cmd.cla, ins: cmd.ins, p1: cmd.p1, p2: cmd.p2, data: cmd.data, extended: cmd.extended || cmd.ne > 256 });
       const wrapped = new CommandApdu({ cla: w.cla, ins: w.ins, p1: w.p1, p2: w.p2, data: w.data, ne: cmd.ne, extended: w.extended });
-      const answer = await inner.transmit(wrapped.encode());
+      let answer = await inner.transmit(wrapped.encode());
       if (closed) throw new ChannelClosedError(); // close() won the race; its keys are gone
+      if (answer.length >= 2 && answer[answer.length - 2] === SW1_MORE_DATA) {
+        answer = await _collectGetResponse(inner, wrapped.cla, answer, { maxGetResponses: MAX_SCP03_GET_RESPONSES, reissueOn6C: true });
+        if (closed) throw new ChannelClosedError();
+      }
       const resp = ResponseApdu.decode(answer);
       try {
         return new ResponseApdu(session.unwrapResponse(resp.data, resp.sw), resp.sw).encode();

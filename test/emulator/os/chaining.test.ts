@@ -45,6 +45,14 @@ describe('command chaining (CLA b5)', () => {
     expect(processed(log)).toEqual(['8006000001cc00', '8006000001cc00']);
   });
 
+  it('lets GET RESPONSE through a chain without breaking it (it fetches the answer to a part)', async () => {
+    const { c, log } = card('accumulate');
+    expect(await tx(c, '90 06 00 00 01 AA')).toBe('9000');
+    expect(await tx(c, '00 C0 00 00 00'), 'nothing pending for this part').toBe('6985');
+    expect(await tx(c, '80 06 00 00 01 BB 00')).toBe('AABB9000');
+    expect(processed(log)).toEqual(['8006000002aabb00']);
+  });
+
   it('keeps chains per channel', async () => {
     const { c } = card('accumulate');
     await tx(c, '00 70 00 01');

@@ -28,6 +28,7 @@ interface EmulatorOptions {
   atr?: Uint8Array;
   channels: number;
   removed: boolean;
+  testKeys: boolean;
   json: boolean;
 }
 
@@ -65,6 +66,7 @@ export const registerEmulator: RegisterCommand = (program, ctx) => {
     .option('--atr <hex>', 'ATR to answer with', parseHexOption('--atr', 2, 33))
     .option('--channels <n>', 'logical channels the card offers', parseIntOption('--channels', 1, 20), 4)
     .option('--removed', 'start with the card(s) out of the reader', false)
+    .option('--no-test-keys', 'leave out the issuer security domain with the GlobalPlatform TEST KEYS (40..4F, kvn 30)')
     .option('--json', 'print events as JSON lines', false)
     .action(async (raw: Omit<EmulatorOptions, 'serial'> & { serial?: Uint8Array }) => {
       await runEmulator({ ...raw, serial: raw.serial ?? parseHexOption('--serial')(DEFAULT_SERIAL) }, ctx);
@@ -100,7 +102,7 @@ async function runEmulator(opts: EmulatorOptions, ctx: CliContext): Promise<void
 
   const cards = Array.from({ length: opts.cards }, (_, i) => {
     const serial = nthSerial(opts.serial, i);
-    const card = makeCard({ serial, applets, image: nthImage(opts.image, i, opts.cards), atr, maxChannels: opts.channels });
+    const card = makeCard({ serial, applets, image: nthImage(opts.image, i, opts.cards), atr, maxChannels: opts.channels, testKeys: opts.testKeys });
     const port = endpoint.port + i;
     const client = new VpcdCardClient(card.os, {
       host: endpoint.host,
@@ -115,8 +117,9 @@ async function runEmulator(opts: EmulatorOptions, ctx: CliContext): Promise<void
   for (const c of cards) {
     say(
       'card',
-      { card: c.i, serial: c.serial, atr: c.card.os.atr, applets: applets.map((a) => a.name), image: c.card.spec.image ?? null, vpcd: `${endpoint.host}:${c.port}` },
-      `card ${c.i}: serial ${toHex(c.serial)}, ATR ${toSpacedHex(c.card.os.atr)}, applets ${applets.map((a) => a.name).join(', ')}, image ${c.card.spec.image ?? '(memory)'}`,
+      { card: c.i, serial: c.serial, atr: c.card.os.atr, applets: applets.map((a) => a.name), image: c.card.spec.image ?? null, vpcd: `${endpoint.host}:${c.port}`, testKeys: opts.testKeys },
+      `card ${c.i}: serial ${toHex(c.serial)}, ATR ${toSpacedHex(c.card.os.atr)}, applets ${applets.map((a) => a.name).join(', ')}, image ${c.card.spec.image ?? '(memory)'}` +
+        (opts.testKeys ? ', ISD with GlobalPlatform TEST KEYS (40..4F, kvn 30)' : ''),
     );
     if (!opts.removed) c.client.insertCard();
   }

@@ -87,8 +87,20 @@ const SW1_MORE_DATA = 0x61;
  */
 export const MAX_SCP03_GET_RESPONSES = 260;
 
+/**
+ * Static keys that can only be known once the card has answered INITIALIZE UPDATE: per-card keys
+ * diversified from the card's key diversification data. `resolve` runs once, between INITIALIZE
+ * UPDATE and the cryptogram check; openScp03 zeroizes the keys it returns when it is done with them.
+ */
+export interface Scp03KeyResolver {
+  /** Key version to ask for in INITIALIZE UPDATE (00: whatever the card has). */
+  readonly kvn: number;
+  resolve(card: { keyDiversificationData: Uint8Array; kvn: number }): StaticKeys;
+}
+
 export interface Scp03Options {
-  keys: StaticKeys;
+  /** The static keys, or a resolver that derives them from the card's answer. */
+  keys: StaticKeys | Scp03KeyResolver;
   securityLevel: SecurityLevel;
   /** Fixed host challenge (tests, vectors): 8 bytes, or 16 with `s16`. Random otherwise. */
   hostChallenge?: Uint8Array;
@@ -166,7 +178,9 @@ function _randomChallenge(n: number): Uint8Array {
 
 /** Authenticates over `inner` and returns the secure channel. See the module comment. */
 export async function openScp03(inner: CardChannel, opts: Scp03Options): Promise<Scp03Channel> {
-  assertStaticKeys(opts.keys);
+  const resolver = 'resolve' in opts.keys ? opts.keys : undefined;
+  if (resolver) assertInt(resolver.kvn, 'key version', 0, 0xff);
+  else assertStaticKeys(opts.keys as StaticKeys);
   assertSecurityLevel(opts.securityLevel);
   const n: Scp03BlockLength = opts.s16 === true ? 16 : 8;
   const channel = opts.channel ?? 0;
@@ -175,7 +189,6 @@ export async function openScp03(inner: CardChannel, opts: Scp03Options): Promise
   if (opts.pseudoRandomCardChallenge !== undefined) assertBytes(opts.pseudoRandomCardChallenge.aid, 'AID');
   const hostChallenge = opts.hostChallenge === undefined ? _randomChallenge(n) : opts.hostChallenge.slice();
   assertBytes(hostChallenge, `host challenge (S${n})`, [n]);
-  const level = opts.securityLevel;
 
   // INITIALIZE UPDATE
   const iu = new CommandApdu({
@@ -189,6 +202,27 @@ export async function openScp03(inner: CardChannel, opts: Scp03Options): Promise
   const iuResp = ResponseApdu.decode(await inner.transmit(iu.encode()));
   if (iuResp.sw !== SW_OK) throw new AuthError('card-refused', 'INITIALIZE UPDATE refused', iuResp.sw);
   const card = _parseInitializeUpdate(iuResp.data, n);
+  const staticKeys: StaticKeys = resolver
+    ? resolver.resolve({ keyDiversificationData: card.keyDiversificationData.slice(), kvn: card.kvn })
+    : (opts.keys as StaticKeys);
+  if (resolver) assertStaticKeys(staticKeys);
+  try {
+    return await _authenticate(inner, opts, staticKeys, card, hostChallenge, n, channel);
+  } finally {
+    if (resolver) zeroize(staticKeys.enc, staticKeys.mac, staticKeys.dek);
+  }
+}
+
+async function _authenticate(
+  inner: CardChannel,
+  opts: Scp03Options,
+  staticKeys: StaticKeys,
+  card: _ParsedInitializeUpdate,
+  hostChallenge: Uint8Array,
+  n: Scp03BlockLength,
+  channel: number,
+): Promise<Scp03Channel> {
+  const level = opts.securityLevel;
   const expectedKvn = opts.expectedKvn ?? (opts.keys.kvn !== 0 ? opts.keys.kvn : undefined);
   if (expectedKvn !== undefined && card.kvn !== expectedKvn) {
     throw new AuthError('key-version', `the card answered with key version ${hexByte(card.kvn)}, expected ${hexByte(expectedKvn)}`);
@@ -200,13 +234,13 @@ export async function openScp03(inner: CardChannel, opts: Scp03Options): Promise
     if (card.sequenceCounter === undefined) {
       throw new AuthError('card-challenge', `the card uses random challenges (i=${hexByte(card.i.i)}); its challenge cannot be checked`);
     }
-    const expected = pseudoRandomCardChallenge(opts.keys.enc, card.sequenceCounter, opts.pseudoRandomCardChallenge.aid, n);
+    const expected = pseudoRandomCardChallenge(staticKeys.enc, card.sequenceCounter, opts.pseudoRandomCardChallenge.aid, n);
     const ok = constantTimeEqual(expected, card.cardChallenge);
     zeroize(expected);
     if (!ok) throw new AuthError('card-challenge', 'the card challenge does not match its sequence counter and AID');
   }
 
-  const keys = deriveSessionKeys(opts.keys, hostChallenge, card.cardChallenge);
+  const keys = deriveSessionKeys(staticKeys, hostChallenge, card.cardChallenge);
   let session: Scp03Session;
   try {
     const expectedCryptogram = cardCryptogram(keys.sMac, hostChallenge, card.cardChallenge);

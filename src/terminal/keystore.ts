@@ -40,8 +40,7 @@ import { openScp03, type Scp03Channel, type Scp03Options } from '../reader/scp03
 import type { CardChannel } from '../reader/channel.js';
 import { CommandApdu } from '../apdu/command.js';
 import { ResponseApdu } from '../apdu/response.js';
-import { claForChannel } from '../apdu/cla.js';
-import { BadInputError, HiltError, ProtocolError } from '../util/errors.js';
+import { BadInputError, HiltError } from '../util/errors.js';
 import { assertInt } from '../util/assert.js';
 import { constantTimeEqual, fromHex, hexByte, zeroize } from '../util/bytes.js';
 import {
@@ -137,12 +136,12 @@ export interface CardKeys {
 export interface DomainScp03Options extends Omit<Scp03Options, 'keys'> {
   /** The provider whose security domain the caller addresses on the card; must be this domain's. */
   provider: string;
-  /** Card keys derived earlier by this domain (no INITIALIZE UPDATE probe then). */
+  /** Card keys derived earlier by this domain. */
   cardKeys?: CardKeys;
   /**
    * The card's diversification data when already known (1..32 bytes). Without it (and without
-   * cardKeys) a diversifying domain first sends one INITIALIZE UPDATE to read the card's 10-byte key
-   * diversification data, then authenticates with a second one. A domain that does not diversify
+   * cardKeys) a diversifying domain diversifies from the key diversification data the card returns in
+   * the handshake's own INITIALIZE UPDATE (no extra command). A domain that does not diversify
    * ignores it.
    */
   diversificationData?: Uint8Array;
@@ -340,7 +339,6 @@ class _CardKeys implements CardKeys {
   }
 }
 
-const INITIALIZE_UPDATE = { cla: 0x80, ins: 0x50, p2: 0x00, ne: 256 } as const;
 /** KDD, then key information (kvn, SCP id, i): the least an INITIALIZE UPDATE answer holds. */
 const PROBE_MIN_RESPONSE = KDD_LENGTH + 3;
 
@@ -428,45 +426,32 @@ class _Domain implements ProviderDomain {
     if (cardKeys !== undefined && diversificationData !== undefined) {
       throw new BadInputError('give cardKeys or diversificationData, not both');
     }
-    let keys: StaticKeys;
-    if (cardKeys !== undefined) {
-      keys = _copyKeys(this.#keysOf(cardKeys));
-    } else if (!this.#desc.diversify) {
-      keys = _copyKeys(this.#master);
-    } else {
-      const data = diversificationData ?? (await this.#probe(channel, scp));
-      // The probe awaited the card: the domain may have been closed meanwhile.
-      this.#assertUsable(options.provider);
-      keys = this.#derive(data).keys;
+    if (cardKeys !== undefined || !this.#desc.diversify || diversificationData !== undefined) {
+      const keys =
+        cardKeys !== undefined ? _copyKeys(this.#keysOf(cardKeys)) : !this.#desc.diversify ? _copyKeys(this.#master) : this.#derive(diversificationData).keys;
+      try {
+        return await openScp03(channel, { ...scp, keys });
+      } finally {
+        _zeroizeKeys(keys);
+      }
     }
-    try {
-      return await openScp03(channel, { ...scp, keys });
-    } finally {
-      _zeroizeKeys(keys);
-    }
+    // Per-card keys from the card's own answer: diversified once INITIALIZE UPDATE has told the
+    // key diversification data, inside the same handshake (no extra command).
+    const provider = options.provider;
+    return openScp03(channel, {
+      ...scp,
+      keys: {
+        kvn: this.#master.kvn,
+        resolve: ({ keyDiversificationData }) => {
+          // The card was awaited: the domain may have been closed meanwhile.
+          this.#assertUsable(provider);
+          return this.#derive(keyDiversificationData).keys;
+        },
+      },
+    });
   }
 
-  /** One INITIALIZE UPDATE to learn the card's key diversification data (its first 10 bytes). */
-  async #probe(channel: CardChannel, scp: Omit<Scp03Options, 'keys'>): Promise<Uint8Array> {
-    const n = scp.s16 === true ? 16 : 8;
-    const logical = scp.channel ?? 0;
-    assertInt(logical, 'channel', 0, 19);
-    const challenge = randomFillSync(new Uint8Array(n));
-    const iu = new CommandApdu({
-      cla: claForChannel(INITIALIZE_UPDATE.cla, logical),
-      ins: INITIALIZE_UPDATE.ins,
-      p1: this.#desc.kvn,
-      p2: INITIALIZE_UPDATE.p2,
-      data: challenge,
-      ne: INITIALIZE_UPDATE.ne,
-    });
-    const resp = ResponseApdu.decode(await channel.transmit(iu.encode()));
-    if (resp.sw !== 0x9000) throw new AuthError('card-refused', `INITIALIZE UPDATE (reading the key diversification data for '${this.provider}') refused`, resp.sw);
-    if (resp.data.length < PROBE_MIN_RESPONSE) {
-      throw new ProtocolError(`INITIALIZE UPDATE response: ${resp.data.length} bytes, too short for key diversification data and key information`);
-    }
-    return resp.data.slice(0, KDD_LENGTH);
-  }
+
 
   close(): void {
     if (this.#closed) return;

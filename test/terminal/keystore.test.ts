@@ -294,12 +294,12 @@ describe('isolation between provider domains', () => {
 });
 
 describe('end to end: the domain authenticates to a card personalised with diversified keys', () => {
-  it('reads the KDD with one INITIALIZE UPDATE, then authenticates; protected commands flow', async () => {
+  it('diversifies from the KDD of the one INITIALIZE UPDATE of the handshake; protected commands flow', async () => {
     const store = await openTest();
     const emoney = store.domain('emoney');
     const card = Card.personalised('emoney', SERIAL_A);
     const ch = await emoney.openScp03(card, { provider: 'emoney', securityLevel: LEVEL });
-    expect(card.wire).toEqual(['8050', '8050', '8482']);
+    expect(card.wire).toEqual(['8050', '8482']);
     expect(toHex(ch.info.keyDiversificationData)).toBe(toHex(kddFromSerial(SERIAL_A)));
     expect(toHex((await echo(ch, fromHex('a1b2c3d4'))).data)).toBe('d4c3b2a1');
     expect(card.scp.state).toBe('authenticated');
@@ -341,7 +341,7 @@ describe('end to end: the domain authenticates to a card personalised with diver
     const err = await caught(() => bank.openScp03(card, { provider: 'bank', securityLevel: LEVEL }));
     expect(err).toBeInstanceOf(AuthError);
     expect((err as AuthError).reason).toBe('card-cryptogram');
-    expect(card.wire).toEqual(['8050', '8050']); // no EXTERNAL AUTHENTICATE
+    expect(card.wire).toEqual(['8050']); // no EXTERNAL AUTHENTICATE
   });
 
   it("one card's keys do not open another card: keys of serial A on a card that says serial B fail", async () => {
@@ -356,7 +356,7 @@ describe('end to end: the domain authenticates to a card personalised with diver
     expect(((await caught(() => emoney.openScp03(raw, { provider: 'emoney', securityLevel: LEVEL }))) as AuthError).reason).toBe('card-cryptogram');
   });
 
-  it('an unknown key version: the card refuses the probe (6A88)', async () => {
+  it('an unknown key version: the card refuses INITIALIZE UPDATE (6A88)', async () => {
     const store = await KeyStore.open({ sources: [{ kind: 'keys', provider: 'emoney', keys: { ...testStaticKeys('emoney'), kvn: 0x02 } }], warn: () => undefined });
     const err = await caught(() => store.domain('emoney').openScp03(Card.personalised('emoney', SERIAL_A), { provider: 'emoney', securityLevel: LEVEL }));
     expect(err).toBeInstanceOf(AuthError);

@@ -4,6 +4,7 @@ import { registerReaders } from './readers.js';
 import { registerMonitor } from './monitor.js';
 import { registerSend } from './send.js';
 import { registerScript } from './script.js';
+import { registerAuth } from './auth.js';
 import { registerAtr } from './atr.js';
 import { registerApdu } from './apdu.js';
 import { registerTlv } from './tlv.js';
@@ -16,6 +17,7 @@ export const commands: RegisterCommand[] = [
   registerMonitor,
   registerSend,
   registerScript,
+  registerAuth,
   registerAtr,
   registerApdu,
   registerTlv,

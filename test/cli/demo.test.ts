@@ -26,7 +26,15 @@ describe('hilt demo', () => {
     expect(byName.get('600 bytes to a short Le')?.wireExchanges).toBe(3);
     expect(byName.get('wrong Le (EXACT LE 32)')?.wireExchanges).toBe(2);
     expect(byName.get('chained HASH of 1000 bytes')?.wireExchanges).toBe(4);
-    expect(byName.get('card pulled, re-inserted, reset')?.note).toMatch(/CARD_REMOVED.*00000001/);
+    // The counter went up twice (plain, then under SCP03) and survived the card being pulled.
+    expect(byName.get('card pulled, re-inserted, reset')?.note).toMatch(/CARD_REMOVED.*00000002/);
+    expect(byName.get('mutual authentication, level 33')?.ok).toBe(true);
+    expect(byName.get('600 bytes through SCP03')?.ok).toBe(true);
+    expect(byName.get('plain command during the session')?.note).toMatch(/refused/);
+    // Under SCP03 level 33 the wire carries MACed, encrypted commands (CLA 84), never the plain ECHO data.
+    const wire = report.trace.filter((r) => r.dir === '>').map((r) => r.hex);
+    expect(wire.some((h) => h.startsWith('8418'))).toBe(true);
+    expect(wire.filter((h) => h.startsWith('8418')).every((h) => !h.includes('AABBCC'))).toBe(true);
     expect(report.trace.filter((r) => r.dir === '>').some((r) => r.hex.startsWith('00C00000'))).toBe(true);
   });
 

@@ -97,3 +97,22 @@ export const TRANSPORT_STEPS: DemoStep[] = [
     shows: 'serial from the card OS',
   },
 ];
+
+/** Through the SCP03 channel at level 33: the same applet, every byte protected on the wire. */
+export const SECURE_STEPS: DemoStep[] = [
+  { name: 'ECHO through SCP03', command: '80180000 03 AABBCC 00', sw: 0x9000, check: expectBytes(fromHex('AABBCC')), shows: 'plain answer after R-MAC check and decryption' },
+  {
+    name: '600 bytes through SCP03',
+    command: '80120258 00',
+    sw: 0x9000,
+    check: expectBytes(pattern(600)),
+    shows: 'wrapped answer served by 61xx, verified as one',
+  },
+  {
+    name: 'persistent counter +1 (protected)',
+    command: '80400000 04',
+    sw: 0x9000,
+    check: (d) => (d.length === 4 ? null : `expected 4 bytes, got ${d.length}`),
+    shows: 'value change under C-MAC + C-DEC',
+  },
+];

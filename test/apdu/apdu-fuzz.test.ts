@@ -10,20 +10,14 @@ import { CommandApdu } from '../../src/apdu/command.js';
 import { ResponseApdu } from '../../src/apdu/response.js';
 import { DecodeError } from '../../src/util/errors.js';
 import { bytesEqual, toHex } from '../../src/util/bytes.js';
+import { prng as mulberry32 } from '../helpers/prng.js';
 
 const SEED = 0x5eed7816;
 const INPUTS = 120_000;
 
-/** mulberry32: a small, seeded, deterministic PRNG. */
+/** The shared seeded PRNG with integer and byte helpers on top. */
 function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   const int = (n: number) => Math.floor(next() * n);
   const bytes = (n: number) => {
     const out = new Uint8Array(n);

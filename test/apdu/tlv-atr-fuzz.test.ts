@@ -14,22 +14,12 @@ import { parseCompactTlv, encodeCompactTlv } from '../../src/apdu/compact-tlv.js
 import { parseAtr, describeInterfaceByte } from '../../src/apdu/atr.js';
 import { DecodeError } from '../../src/util/errors.js';
 import { fromHex, toHex, bytesEqual } from '../../src/util/bytes.js';
+import { prng } from '../helpers/prng.js';
 
 const SEED = Number(process.env.HILT_FUZZ_SEED ?? 0x5eed7a1c) >>> 0;
 const MUTATED = 100_000;
 const RANDOM = 100_000;
 
-/** mulberry32: small, fast, good enough to spread inputs; deterministic for a seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rand = ReturnType<typeof prng>;
 const int = (r: Rand, n: number) => Math.floor(r() * n);

@@ -9,21 +9,11 @@ import type { Applet } from '../../../emulator/os/applet.js';
 import { DiagnosticApplet, DIAGNOSTIC_AID, DIAGNOSTIC_NAME, DIAG_RECORDS } from '../../../emulator/applets/diagnostic.js';
 import { isStatusWord } from '../../../emulator/os/sw.js';
 import { makeCard, testApplet } from './helpers.js';
+import { prng } from '../../helpers/prng.js';
 
 const RUNS = 100_000;
 const SEED = Number(process.env.HILT_FUZZ_SEED ?? 0x5eed1e55);
 
-/** mulberry32: small, fast, good enough to drive a fuzzer deterministically. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEEDS = [
   '00 A4 04 00 09 F0 68 69 6C 74 44 49 41 47 00',

@@ -10,20 +10,11 @@ import { SECURITY_LEVEL, decodeSequenceCounter } from '../../../src/crypto/scp03
 import { fromHex, toHex } from '../../../src/util/bytes.js';
 import { isStatusWord } from '../../../emulator/os/sw.js';
 import { ISD_AID, ISD_HEX, LEVELS, SELECT_DIAG, Tap, buildCard, keysOf } from './helpers.js';
+import { prng } from '../../helpers/prng.js';
 
 const RUNS = 20_000;
 const SEED = Number(process.env.HILT_FUZZ_SEED ?? 0x5c903);
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Plain commands the host sends through its session. */
 const HOST_COMMANDS = ['80 10 00 00', '80 12 00 20 00', '80 12 01 2C 00', '80 18 00 00 03 AA BB CC 00', '80 40 00 00 04', '80 42 00 00 04', '80 1C 00 08 00', '80 32 62 83 01 AA 00', '80 32 6A 82'].map(fromHex);

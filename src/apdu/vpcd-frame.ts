@@ -8,8 +8,15 @@
  * as an ordinary frame. Any longer payload is a C-APDU, answered with the R-APDU. A zero-length frame
  * is not a message of the protocol and is refused, as is a frame longer than the decoder's maximum.
  */
-import { BadInputError, ProtocolError } from '../util/errors.js';
-import { assertBytes, assertInt } from '../util/assert.js';
+import { BadInputError } from '../util/errors.js';
+import { assertBytes } from '../util/assert.js';
+import {
+  BIG_ENDIAN_U16,
+  LengthPrefixError,
+  LengthPrefixedDecoder,
+  encodeLengthPrefixed,
+  type LengthPrefixErrorReason,
+} from '../util/length-prefixed.js';
 
 /** Bytes of the big-endian length that precedes every payload. */
 export const VPCD_HEADER_LENGTH = 2;
@@ -59,16 +66,7 @@ export function classifyVpcdPayload(payload: Uint8Array): VpcdMessage {
 
 /** Length header and payload in one buffer, so a sender can hand a whole frame to one write. */
 export function encodeFrame(payload: Uint8Array): Uint8Array {
-  assertBytes(payload, 'vpcd payload');
-  if (payload.length === 0) throw new BadInputError('vpcd payload: a frame cannot be empty');
-  if (payload.length > VPCD_MAX_FRAME_LENGTH) {
-    throw new BadInputError(`vpcd payload: ${payload.length} bytes, a 2-byte length carries at most ${VPCD_MAX_FRAME_LENGTH}`);
-  }
-  const out = new Uint8Array(VPCD_HEADER_LENGTH + payload.length);
-  out[0] = payload.length >> 8;
-  out[1] = payload.length & 0xff;
-  out.set(payload, VPCD_HEADER_LENGTH);
-  return out;
+  return encodeLengthPrefixed(payload, { header: BIG_ENDIAN_U16, name: 'vpcd' });
 }
 
 /** The 3-byte frame of a control code. */
@@ -77,25 +75,12 @@ export function encodeControl(code: VpcdControlCode): Uint8Array {
   return Uint8Array.of(0, 1, code);
 }
 
-/** Why a frame was refused. */
-export type FrameErrorReason = 'empty' | 'too-long' | 'after-error';
+/** Why a frame was refused: the generic length-prefixed decoder's reasons. */
+export type FrameErrorReason = LengthPrefixErrorReason;
 
-/**
- * The peer sent a frame the protocol does not allow. `offset` is the stream position (bytes pushed
- * since the decoder was created or reset) of the frame's length header; `length` is the announced
- * payload length.
- */
-export class FrameError extends ProtocolError {
-  readonly reason: FrameErrorReason;
-  readonly offset: number;
-  readonly length: number;
-  constructor(reason: FrameErrorReason, message: string, offset: number, length: number) {
-    super(`${message} (at stream byte ${offset})`);
-    this.reason = reason;
-    this.offset = offset;
-    this.length = length;
-  }
-}
+/** A vpcd frame the protocol does not allow (the generic LengthPrefixError; the name callers catch). */
+export const FrameError = LengthPrefixError;
+export type FrameError = LengthPrefixError;
 
 export interface FrameDecoderOptions {
   /** Longest payload accepted, 1 to 65535; default VPCD_MAX_FRAME_LENGTH. */
@@ -103,101 +88,12 @@ export interface FrameDecoderOptions {
 }
 
 /**
- * Incremental decoder for a byte stream of vpcd frames. `push` takes chunks as they arrive (a frame
- * may be split anywhere, a chunk may hold several frames) and returns the payloads it completed, in
- * order, each a fresh copy. Work and memory are linear in the input: a payload is allocated once
- * its length is known and filled in place.
- *
- * After a FrameError the stream is out of step (there is no way to find the next frame boundary), so
- * the decoder refuses every later push with a FrameError of reason 'after-error' until `reset()`.
- * The payloads completed in the same chunk before the bad frame are lost with it: a peer that sent a
- * bad frame is disconnected, so nothing it sent is acted upon.
+ * Incremental decoder for a byte stream of vpcd frames: the generic length-prefixed decoder
+ * (src/util/length-prefixed.ts) with vpcd's 2-byte big-endian header and no empty frames. See there
+ * for chunking, copying and the after-error behaviour.
  */
-export class FrameDecoder {
-  readonly maxFrameLength: number;
-  /** Bytes consumed since creation or reset; stream offset of the next byte pushed. */
-  private position = 0;
-  /** Header bytes collected so far for the frame in progress (0, 1 or 2). */
-  private headerFill = 0;
-  private headerHigh = 0;
-  /** Payload of the frame in progress, allocated once its length is known. */
-  private body: Uint8Array | null = null;
-  private bodyFill = 0;
-  private frameStart = 0;
-  private error: FrameError | null = null;
-
+export class FrameDecoder extends LengthPrefixedDecoder {
   constructor(options: FrameDecoderOptions = {}) {
-    const max = options.maxFrameLength ?? VPCD_MAX_FRAME_LENGTH;
-    assertInt(max, 'maxFrameLength', 1, VPCD_MAX_FRAME_LENGTH);
-    this.maxFrameLength = max;
-  }
-
-  /** Bytes held of a frame not yet complete (header bytes included). */
-  get pending(): number {
-    return this.headerFill + this.bodyFill;
-  }
-
-  /** True after a FrameError, until reset(). */
-  get failed(): boolean {
-    return this.error !== null;
-  }
-
-  /** Drops any partial frame and a previous error; stream offsets start again at 0. */
-  reset(): void {
-    this.position = 0;
-    this.headerFill = 0;
-    this.headerHigh = 0;
-    this.body = null;
-    this.bodyFill = 0;
-    this.frameStart = 0;
-    this.error = null;
-  }
-
-  push(chunk: Uint8Array): Uint8Array[] {
-    assertBytes(chunk, 'vpcd chunk');
-    if (this.error) {
-      throw new FrameError('after-error', `vpcd stream refused after an earlier error: ${this.error.message}`, this.error.offset, this.error.length);
-    }
-    const out: Uint8Array[] = [];
-    let i = 0;
-    while (i < chunk.length) {
-      if (this.body === null) {
-        if (this.headerFill === 0) {
-          this.frameStart = this.position + i;
-          this.headerHigh = chunk[i++];
-          this.headerFill = 1;
-          continue;
-        }
-        const length = (this.headerHigh << 8) | chunk[i++];
-        this.headerFill = 2;
-        if (length === 0) throw this.fail('empty', 'vpcd frame with length 0', 0);
-        if (length > this.maxFrameLength) {
-          throw this.fail('too-long', `vpcd frame of ${length} bytes exceeds the maximum of ${this.maxFrameLength}`, length);
-        }
-        this.body = new Uint8Array(length);
-        this.bodyFill = 0;
-        continue;
-      }
-      const take = Math.min(this.body.length - this.bodyFill, chunk.length - i);
-      this.body.set(chunk.subarray(i, i + take), this.bodyFill);
-      this.bodyFill += take;
-      i += take;
-      if (this.bodyFill === this.body.length) {
-        out.push(this.body);
-        this.body = null;
-        this.bodyFill = 0;
-        this.headerFill = 0;
-      }
-    }
-    this.position += chunk.length;
-    return out;
-  }
-
-  private fail(reason: FrameErrorReason, message: string, length: number): FrameError {
-    this.error = new FrameError(reason, message, this.frameStart, length);
-    this.body = null;
-    this.bodyFill = 0;
-    this.headerFill = 0;
-    return this.error;
+    super({ header: BIG_ENDIAN_U16, maxFrameLength: options.maxFrameLength ?? VPCD_MAX_FRAME_LENGTH, name: 'vpcd' });
   }
 }

@@ -35,7 +35,8 @@
  */
 import { createHash } from 'node:crypto';
 import { aesEncryptBlock, assertAesKey, AES_BLOCK } from './aes.js';
-import { cmac, CMAC_LENGTH } from './cmac.js';
+
+import { cmacCounterKdf } from './kdf.js';
 import { assertStaticKeys, type StaticKeys } from './scp03.js';
 import { assertBytes, assertInt } from '../util/assert.js';
 import { BadInputError } from '../util/errors.js';
@@ -109,17 +110,7 @@ export function diversificationInput(keyType: KeyType, kvn: number, data: Uint8A
 export function diversifyKey(master: Uint8Array, keyType: KeyType, kvn: number, data: Uint8Array): Uint8Array {
   assertAesKey(master, 'master key');
   const bits = (master.length * 8) as 128 | 192 | 256;
-  const blocks = Math.ceil(master.length / CMAC_LENGTH);
-  const stream = new Uint8Array(blocks * CMAC_LENGTH);
-  for (let i = 1; i <= blocks; i++) {
-    const input = diversificationInput(keyType, kvn, data, bits, i);
-    const block = cmac(master, input);
-    stream.set(block, (i - 1) * CMAC_LENGTH);
-    zeroize(block, input);
-  }
-  const key = stream.slice(0, master.length);
-  zeroize(stream);
-  return key;
+  return cmacCounterKdf(master, master.length, (i) => diversificationInput(keyType, kvn, data, bits, i));
 }
 
 /**

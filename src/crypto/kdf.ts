@@ -40,22 +40,33 @@ export function scp03DerivationData(constant: number, bits: KdfOutputBits, count
   return out;
 }
 
+/**
+ * NIST SP 800-108 KDF in counter mode with AES-CMAC as the PRF: `length` bytes made of
+ * CMAC(key, input(1)) ‖ CMAC(key, input(2)) ‖ …, cut to length. Each scheme of hilt (SCP03 session
+ * keys, per-card keys, per-terminal keys, purse keys) differs only in how `input` lays out its fixed
+ * input data around the counter; the layouts keep the schemes apart (see each one).
+ */
+export function cmacCounterKdf(key: Uint8Array, length: number, input: (counter: number) => Uint8Array): Uint8Array {
+  assertAesKey(key, 'KDF key');
+  assertInt(length, 'KDF output length', 1, 255 * CMAC_LENGTH);
+  const blocks = Math.ceil(length / CMAC_LENGTH);
+  const out = new Uint8Array(blocks * CMAC_LENGTH);
+  for (let i = 1; i <= blocks; i++) {
+    const data = input(i);
+    const block = cmac(key, data);
+    out.set(block, (i - 1) * CMAC_LENGTH);
+    zeroize(block, data);
+  }
+  const result = out.slice(0, length);
+  zeroize(out);
+  return result;
+}
+
 /** Derives `bits` bits from `key` for `constant` and `context` (see the table above). */
 export function scp03Kdf(key: Uint8Array, constant: number, context: Uint8Array, bits: KdfOutputBits): Uint8Array {
   assertAesKey(key, 'KDF key');
   if (!(KDF_OUTPUT_BITS as readonly number[]).includes(bits)) {
     throw new BadInputError(`KDF output: expected 64, 128, 192 or 256 bits, got ${String(bits)}`);
   }
-  const n = bits / 8;
-  const blocks = Math.ceil(n / CMAC_LENGTH);
-  const out = new Uint8Array(blocks * CMAC_LENGTH);
-  for (let i = 1; i <= blocks; i++) {
-    const input = scp03DerivationData(constant, bits, i, context);
-    const block = cmac(key, input);
-    out.set(block, (i - 1) * CMAC_LENGTH);
-    zeroize(block);
-  }
-  const result = out.slice(0, n);
-  zeroize(out);
-  return result;
+  return cmacCounterKdf(key, bits / 8, (i) => scp03DerivationData(constant, bits, i, context));
 }

@@ -71,6 +71,7 @@
  * serial itself (GET DATA DF01), length-prefixed, so distinct serials give distinct inputs.
  */
 import { cmac, CMAC_LENGTH } from './cmac.js';
+import { cmacCounterKdf } from './kdf.js';
 import { assertAesKey } from './aes.js';
 import { assertBytes, assertInt } from '../util/assert.js';
 import { BadInputError } from '../util/errors.js';
@@ -351,17 +352,7 @@ export function purseCardKey(master: Uint8Array, serial: Uint8Array): Uint8Array
   assertAesKey(master, 'purse master key');
   _assertSerial(serial);
   const bits = (master.length * 8) as 128 | 192 | 256;
-  const blocks = Math.ceil(master.length / CMAC_LENGTH);
-  const stream = new Uint8Array(blocks * CMAC_LENGTH);
-  for (let i = 1; i <= blocks; i++) {
-    const input = purseKeyDerivationInput(serial, bits, i);
-    const block = cmac(master, input);
-    stream.set(block, (i - 1) * CMAC_LENGTH);
-    zeroize(block, input);
-  }
-  const key = stream.slice(0, master.length);
-  zeroize(stream);
-  return key;
+  return cmacCounterKdf(master, master.length, (i) => purseKeyDerivationInput(serial, bits, i));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -40,7 +40,8 @@
  * AES blocks, encrypted AES-CBC with a zero IV under the terminal's key-encryption key, plus K's
  * 3-byte key check value. The wrap is not authenticated by itself: it travels inside a MACed 0810.
  */
-import { cmac, CMAC_LENGTH } from '../../crypto/cmac.js';
+import { cmac } from '../../crypto/cmac.js';
+import { cmacCounterKdf } from '../../crypto/kdf.js';
 import { aesCbcDecrypt, aesCbcEncrypt, assertAesKey, AES_BLOCK } from '../../crypto/aes.js';
 import { keyCheckValue, KCV_LENGTH } from '../../crypto/diversify.js';
 import { assertBytes, assertInt } from '../../util/assert.js';
@@ -177,17 +178,7 @@ export function terminalKeyDerivationInput(usage: TerminalKeyUsage, keyVersion: 
 export function deriveTerminalKey(master: Uint8Array, usage: TerminalKeyUsage, terminalId: string, keyVersion: number): Uint8Array {
   assertAesKey(master, 'master key');
   const bits = (master.length * 8) as 128 | 192 | 256;
-  const blocks = Math.ceil(master.length / CMAC_LENGTH);
-  const stream = new Uint8Array(blocks * CMAC_LENGTH);
-  for (let i = 1; i <= blocks; i++) {
-    const input = terminalKeyDerivationInput(usage, keyVersion, terminalId, bits, i);
-    const block = cmac(master, input);
-    stream.set(block, (i - 1) * CMAC_LENGTH);
-    zeroize(block, input);
-  }
-  const key = stream.slice(0, master.length);
-  zeroize(stream);
-  return key;
+  return cmacCounterKdf(master, master.length, (i) => terminalKeyDerivationInput(usage, keyVersion, terminalId, bits, i));
 }
 
 // ---------------------------------------------------------------------------------------------

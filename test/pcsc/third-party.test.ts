@@ -89,7 +89,12 @@ describe.skipIf(SKIP !== null)(`third-party PC/SC clients against \`hilt emulato
   async function withEmulator<T>(name: string, body: (reader: string) => Promise<T>): Promise<T> {
     const stop = new AbortController();
     const io = captureIo();
-    const running = runHilt(['emulator', '--vpcd', `127.0.0.1:${pcscd.ports[0]}`, '--image', join(dir, `${name}.img`)], { signal: stop.signal, input: new PassThrough() }, io);
+    // The spec's blocks start from a card holding only the diagnostic applet: no security domain.
+    const running = runHilt(
+      ['emulator', '--vpcd', `127.0.0.1:${pcscd.ports[0]}`, '--image', join(dir, `${name}.img`), '--no-test-keys'],
+      { signal: stop.signal, input: new PassThrough() },
+      io,
+    );
     try {
       await waitForCardState(pcscd.readers[0], true);
       return await body(pcscd.readers[0]);

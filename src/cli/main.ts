@@ -14,11 +14,12 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
   const program = new Command('hilt')
     .description('hardware-in-the-loop terminal and smart-card stack: APDUs over PC/SC or an emulated card')
     .version(VERSION)
-    .showHelpAfterError('(run hilt --help for usage)')
     .exitOverride()
     .configureOutput({
       writeOut: (s) => ctx.io.out(s),
       writeErr: (s) => ctx.io.err(s),
+      // Usage mistakes (unknown command or option, missing argument) are one line, like every other error.
+      outputError: (s, write) => write(`hilt: ${s.replace(/^error: /, '').trim()} (see hilt --help)\n`),
     });
   for (const register of commands) register(program, ctx, setExit);
   return program;

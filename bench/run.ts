@@ -5,11 +5,13 @@
  *   node dist/bench/run.js [--only name[,name]] [--iterations n]
  *
  * Names: vpcd (vpcd framing and TCP_QUICKACK), pcsc (pcscd vs hilt's vpcd server vs in-process),
- * scp03 (handshake and per-APDU wrapping overhead).
+ * scp03 (handshake and per-APDU wrapping overhead), purse (purchase through pcscd vs a plain SELECT
+ * round trip).
  */
 import { runVpcdLatencyBench } from './vpcd-latency.js';
 import { runPcscLatencyBench } from './pcsc-latency.js';
 import { runScp03Bench } from './scp03.js';
+import { runPurseBench } from './purse.js';
 
 type Bench = (iterations: number | undefined) => Promise<unknown>;
 
@@ -17,6 +19,7 @@ const BENCHES: Readonly<Record<string, Bench>> = {
   vpcd: (n) => runVpcdLatencyBench(n),
   pcsc: (n) => runPcscLatencyBench({ iterations: n }),
   scp03: (n) => runScp03Bench(n),
+  purse: (n) => runPurseBench({ purchases: n }),
 };
 
 function arg(name: string): string | undefined {

@@ -21,6 +21,8 @@ export type ErrorCode =
   | 'CHANNEL_CLOSED' // use of a closed channel or transport
   | 'STORE_CORRUPT' // persistent card or terminal storage failed its integrity check
   | 'NOT_SUPPORTED' // a feature the peer or the platform does not offer
+  | 'POLICY' // the terminal's policy refused a transaction (limits, negative card file, amount, currency)
+  | 'CARD_ROLLBACK' // a card shows an older state than this terminal saw (restored image, clone)
   | 'MISSING_DEPENDENCY'; // an optional native module or system package is not installed
 
 export class HiltError extends Error {

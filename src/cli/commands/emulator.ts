@@ -3,6 +3,13 @@
  * vpcd server, or anything else that speaks the protocol) and stays until interrupted.
  * Control while running: lines on stdin (`remove [n]`, `insert [n]`, `status`, `quit`), or the
  * signals SIGUSR1 (remove every card) and SIGUSR2 (insert every card).
+ *
+ * `--purse` makes every card an issued e-money purse, through the card bureau (emulator/bureau.ts):
+ * the 'emoney' security domain with the TEST master keys diversified for the card's serial, the
+ * purse personalized with the TEST purse issuer master key (`--currency`, `--max-balance`,
+ * `--max-per-transaction`), and `--balance` loaded with an issuer cryptogram. Each card has its own
+ * serial and image (`--cards`, `--image`); a card whose image holds an issued purse is kept as it
+ * is (not issued again, not loaded again). All of these keys are public: demo and test cards only.
  */
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -13,10 +20,16 @@ import { toJson } from '../output.js';
 import { BadInputError } from '../../util/errors.js';
 import { toHex, toSpacedHex } from '../../util/bytes.js';
 // The CLI command that starts the emulator is the one place src/ may import emulator/ (DESIGN.md).
-import { makeCard, type AppletChoice } from '../../../emulator/make-card.js';
+import { makeCard, type AppletChoice, type EmulatedCard } from '../../../emulator/make-card.js';
 import { APPLET_NAMES } from '../../../emulator/catalog.js';
 import { parseJcardsimConfig } from '../../../emulator/config/jcardsim.js';
 import { VpcdCardClient, VPCD_DEFAULT_PORT } from '../../../emulator/vpcd/client.js';
+import { issuePurseCard, type BureauCard } from '../../../emulator/bureau.js';
+import { openScp03 } from '../../reader/scp03.js';
+import { testStaticKeys, TEST_KEYS_LABEL } from '../../crypto/diversify.js';
+import { PURSE_U32_MAX, testPurseMasterKey } from '../../crypto/purse-certificate.js';
+import { zeroize } from '../../util/bytes.js';
+import { currencyByAlpha, formatAmount } from '../../terminal/purse/currency.js';
 
 interface EmulatorOptions {
   vpcd?: Endpoint;
@@ -30,7 +43,15 @@ interface EmulatorOptions {
   removed: boolean;
   testKeys: boolean;
   json: boolean;
+  purse: boolean;
+  balance?: number;
+  currency: string;
+  maxBalance: number;
+  maxPerTransaction: number;
 }
+
+/** Purse card defaults of `--purse` (minor units of the currency). */
+export const PURSE_CARD_DEFAULTS = Object.freeze({ currency: 'JPY', maxBalance: 100_000, maxPerTransaction: 50_000 });
 
 export const DEFAULT_SERIAL = '48494C5400000001';
 
@@ -68,6 +89,11 @@ export const registerEmulator: RegisterCommand = (program, ctx) => {
     .option('--removed', 'start with the card(s) out of the reader', false)
     .option('--no-test-keys', 'leave out the issuer security domain with the GlobalPlatform TEST KEYS (40..4F, kvn 30)')
     .option('--json', 'print events as JSON lines', false)
+    .option('--purse', 'issue each card as an e-money purse (card bureau, TEST keys) unless its image holds one', false)
+    .option('--balance <minor>', '--purse: initial balance in minor units, loaded with a TEST issuer cryptogram', parseIntOption('--balance', 0, PURSE_U32_MAX))
+    .option('--currency <code>', "--purse: the purse's currency, ISO 4217", (v: string) => currencyByAlpha(v).alpha, PURSE_CARD_DEFAULTS.currency)
+    .option('--max-balance <minor>', '--purse: maximum balance, minor units', parseIntOption('--max-balance', 1, PURSE_U32_MAX), PURSE_CARD_DEFAULTS.maxBalance)
+    .option('--max-per-transaction <minor>', "--purse: the card's maximum debit, minor units", parseIntOption('--max-per-transaction', 1, PURSE_U32_MAX), PURSE_CARD_DEFAULTS.maxPerTransaction)
     .action(async (raw: Omit<EmulatorOptions, 'serial'> & { serial?: Uint8Array }) => {
       await runEmulator({ ...raw, serial: raw.serial ?? parseHexOption('--serial')(DEFAULT_SERIAL) }, ctx);
     });
@@ -100,9 +126,50 @@ async function runEmulator(opts: EmulatorOptions, ctx: CliContext): Promise<void
   const say = (event: string, fields: Record<string, unknown>, text: string) =>
     ctx.io.out(opts.json ? JSON.stringify({ time: new Date().toISOString(), event, ...fields }) : text);
 
-  const cards = Array.from({ length: opts.cards }, (_, i) => {
+  if (!opts.purse && opts.balance !== undefined) throw new BadInputError('--balance needs --purse');
+  if (opts.purse) {
+    if (opts.maxPerTransaction > opts.maxBalance) throw new BadInputError(`--max-per-transaction ${opts.maxPerTransaction} is above --max-balance ${opts.maxBalance}`);
+    if ((opts.balance ?? 0) > opts.maxBalance) throw new BadInputError(`--balance ${opts.balance} is above --max-balance ${opts.maxBalance}`);
+  }
+
+  const purseCurrency = currencyByAlpha(opts.currency);
+  const built: { serial: Uint8Array; card: EmulatedCard; purse: BureauCard | null }[] = [];
+  for (let i = 0; i < opts.cards; i++) {
     const serial = nthSerial(opts.serial, i);
-    const card = makeCard({ serial, applets, image: nthImage(opts.image, i, opts.cards), atr, maxChannels: opts.channels, testKeys: opts.testKeys });
+    const image = nthImage(opts.image, i, opts.cards);
+    if (!opts.purse) {
+      built.push({ serial, card: makeCard({ serial, applets, image, atr, maxChannels: opts.channels, testKeys: opts.testKeys }), purse: null });
+      continue;
+    }
+    const masterKeys = testStaticKeys('emoney');
+    const issuerMaster = testPurseMasterKey();
+    try {
+      const purse = await issuePurseCard(
+        {
+          serial,
+          provider: 'emoney',
+          masterKeys,
+          issuerMaster,
+          currency: purseCurrency.numeric,
+          maxBalance: opts.maxBalance,
+          maxPerTransaction: opts.maxPerTransaction,
+          initialLoad: opts.balance ?? 0,
+          image,
+          atr,
+          maxChannels: opts.channels,
+          testKeys: opts.testKeys,
+          applets,
+        },
+        openScp03,
+      );
+      built.push({ serial, card: purse, purse });
+    } finally {
+      zeroize(masterKeys.enc, masterKeys.mac, masterKeys.dek, issuerMaster);
+    }
+  }
+  if (opts.purse) ctx.io.err(`hilt emulator: purse cards use the e-money ${TEST_KEYS_LABEL}, and the TEST purse issuer master key`);
+
+  const cards = built.map(({ serial, card, purse }, i) => {
     const port = endpoint.port + i;
     const client = new VpcdCardClient(card.os, {
       host: endpoint.host,
@@ -111,16 +178,27 @@ async function runEmulator(opts: EmulatorOptions, ctx: CliContext): Promise<void
     });
     client.on('connected', () => say('inserted', { card: i, port }, `card ${i} (serial ${toHex(serial)}) in reader ${endpoint.host}:${port}`));
     client.on('disconnected', (reason) => say('removed', { card: i, port, reason }, `card ${i} out of reader ${endpoint.host}:${port} (${reason})`));
-    return { i, serial, card, client, port };
+    return { i, serial, card, client, port, purse };
   });
 
   for (const c of cards) {
+    const names = c.purse ? [...applets.map((a) => a.name).filter((n) => n !== 'emoney-purse'), 'emoney-purse'] : applets.map((a) => a.name);
     say(
       'card',
-      { card: c.i, serial: c.serial, atr: c.card.os.atr, applets: applets.map((a) => a.name), image: c.card.spec.image ?? null, vpcd: `${endpoint.host}:${c.port}`, testKeys: opts.testKeys },
-      `card ${c.i}: serial ${toHex(c.serial)}, ATR ${toSpacedHex(c.card.os.atr)}, applets ${applets.map((a) => a.name).join(', ')}, image ${c.card.spec.image ?? '(memory)'}` +
+      { card: c.i, serial: c.serial, atr: c.card.os.atr, applets: names, image: c.card.spec.image ?? null, vpcd: `${endpoint.host}:${c.port}`, testKeys: opts.testKeys },
+      `card ${c.i}: serial ${toHex(c.serial)}, ATR ${toSpacedHex(c.card.os.atr)}, applets ${names.join(', ')}, image ${c.card.spec.image ?? '(memory)'}` +
         (opts.testKeys ? ', ISD with GlobalPlatform TEST KEYS (40..4F, kvn 30)' : ''),
     );
+    if (c.purse) {
+      const p = c.purse;
+      const cur = p.status.currency ?? purseCurrency.numeric;
+      say(
+        'purse',
+        { card: c.i, serial: c.serial, issued: p.issued, loaded: p.loaded, counter: p.status.counter, balance: p.status.balance, currency: cur, purseKeyKcv: p.purseKeyKcv },
+        `card ${c.i}: e-money purse ${p.issued ? `issued now (purse key KCV ${p.purseKeyKcv ?? '?'})` : 'already issued on its image'}, ` +
+          `balance ${formatAmount(p.status.balance, cur)}, counter ${p.status.counter}${p.loaded > 0 ? `, loaded ${formatAmount(p.loaded, cur)}` : ''}`,
+      );
+    }
     if (!opts.removed) c.client.insertCard();
   }
   say('ready', { quickAck: cards[0].client.quickAckStatus }, `plugging into vpcd at ${endpoint.host}:${endpoint.port}${opts.cards > 1 ? `..${endpoint.port + opts.cards - 1}` : ''}; type "remove", "insert", "status" or "quit"; Ctrl-C stops`);

@@ -10,6 +10,8 @@ import { registerApdu } from './apdu.js';
 import { registerTlv } from './tlv.js';
 import { registerEmulator } from './emulator.js';
 import { registerJournal } from './journal.js';
+import { registerPay } from './pay.js';
+import { registerBalance } from './balance.js';
 import { registerDemo } from './demo.js';
 
 export const commands: RegisterCommand[] = [
@@ -22,6 +24,8 @@ export const commands: RegisterCommand[] = [
   registerApdu,
   registerTlv,
   registerEmulator,
+  registerPay,
+  registerBalance,
   registerJournal,
   registerDemo,
 ];

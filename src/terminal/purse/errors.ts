@@ -1,0 +1,90 @@
+/**
+ * What the purse terminal refuses, and how. Callers branch on `code` (and `reason` for POLICY), never
+ * on message text:
+ *
+ *   POLICY        PurseRefusedError: the terminal's own rules (amount, currency, negative card file,
+ *                 limits, a pending transaction that cannot be resolved, a card not issued)
+ *   CARD_ROLLBACK CardRollbackError: the card shows a counter lower than this terminal saw
+ *   SW            CardRefusedError: the card refused the DEBIT with a status word (nothing moved)
+ *   (cause's)     PurchaseInterruptedError: the DEBIT was sent but its answer was lost; the journal
+ *                 row stays pending until the card is presented again (tear recovery)
+ */
+import { HiltError, type ErrorCode } from '../../util/errors.js';
+import { hexWord } from '../../util/bytes.js';
+import { purseSwText } from './protocol.js';
+
+/** Why the terminal's policy refused, one stable word each, with what it means. */
+export const REFUSAL_REASONS = {
+  amount: 'the amount is not 1 to 4294967295 minor units',
+  currency: "the currency is not the terminal's or not the card's",
+  'card-not-active': 'the purse is not issued (life cycle not active)',
+  'negative-file': 'the card is on the negative card file',
+  'limit-per-transaction': "above the terminal's maximum per transaction",
+  'limit-per-card-day': "above the terminal's maximum per card per day",
+  'limit-per-reader-day': "above the terminal's maximum per reader per day",
+  'pending-undecidable': "a pending transaction of this card can no longer be decided from the card's log",
+  'reader-sequence-exhausted': 'the reader sequence number no longer fits the card (4 bytes)',
+} as const;
+export type RefusalReason = keyof typeof REFUSAL_REASONS;
+
+export class PurseRefusedError extends HiltError {
+  readonly reason: RefusalReason;
+  /** Upper-case hex, when the card was read. */
+  readonly cardSerial: string | null;
+  constructor(reason: RefusalReason, message: string, cardSerial: string | null = null) {
+    super('POLICY', `refused (${reason}): ${message}`);
+    this.reason = reason;
+    this.cardSerial = cardSerial;
+  }
+}
+
+export class CardRollbackError extends HiltError {
+  /** 'repeat': back exactly to the state before a debit completed here; 'rollback': any older state. */
+  readonly kind: 'rollback' | 'repeat';
+  readonly cardSerial: string;
+  readonly counter: number;
+  readonly lastCounter: number;
+  constructor(kind: 'rollback' | 'repeat', cardSerial: string, counter: number, lastCounter: number) {
+    super(
+      'CARD_ROLLBACK',
+      `refused: card ${cardSerial} shows counter ${counter} but this terminal saw ${lastCounter}: ` +
+        `${kind === 'repeat' ? 'its state before a debit made here (replayed image or clone)' : 'an older state (restored image or clone)'}; flagged`,
+    );
+    this.kind = kind;
+    this.cardSerial = cardSerial;
+    this.counter = counter;
+    this.lastCounter = lastCounter;
+  }
+}
+
+export class CardRefusedError extends HiltError {
+  readonly sw: number;
+  readonly journalId: number;
+  readonly readerSeq: number;
+  constructor(sw: number, journalId: number, readerSeq: number) {
+    super('SW', `refused by the card: DEBIT answered ${purseSwText(sw)} (journal row ${journalId}, reader seq ${readerSeq}: failed, nothing moved)`);
+    this.sw = sw;
+    this.journalId = journalId;
+    this.readerSeq = readerSeq;
+  }
+
+  get swHex(): string {
+    return hexWord(this.sw);
+  }
+}
+
+export class PurchaseInterruptedError extends HiltError {
+  readonly journalId: number;
+  readonly readerSeq: number;
+  constructor(journalId: number, readerSeq: number, cause: unknown) {
+    const code: ErrorCode = cause instanceof HiltError ? cause.code : 'PROTOCOL';
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super(
+      code,
+      `the answer to DEBIT was lost (${why}): journal row ${journalId} (reader seq ${readerSeq}) stays pending; present the card again to resolve it`,
+      { cause },
+    );
+    this.journalId = journalId;
+    this.readerSeq = readerSeq;
+  }
+}

@@ -1,0 +1,10 @@
+/** The e-money purse, terminal side: purchase with tear recovery, policy, balance inquiry. */
+export * from './config.js';
+export * from './currency.js';
+export * from './errors.js';
+export * from './protocol.js';
+export * from './session.js';
+export * from './policy.js';
+export * from './recovery.js';
+export * from './purchase.js';
+export * from './balance.js';

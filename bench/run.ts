@@ -6,12 +6,13 @@
  *
  * Names: vpcd (vpcd framing and TCP_QUICKACK), pcsc (pcscd vs hilt's vpcd server vs in-process),
  * scp03 (handshake and per-APDU wrapping overhead), purse (purchase through pcscd vs a plain SELECT
- * round trip).
+ * round trip), hosts (advices per second into the mock hosts, 1 vs 10 terminals).
  */
 import { runVpcdLatencyBench } from './vpcd-latency.js';
 import { runPcscLatencyBench } from './pcsc-latency.js';
 import { runScp03Bench } from './scp03.js';
 import { runPurseBench } from './purse.js';
+import { runHostsBench } from './hosts.js';
 
 type Bench = (iterations: number | undefined) => Promise<unknown>;
 
@@ -20,6 +21,7 @@ const BENCHES: Readonly<Record<string, Bench>> = {
   pcsc: (n) => runPcscLatencyBench({ iterations: n }),
   scp03: (n) => runScp03Bench(n),
   purse: (n) => runPurseBench({ purchases: n }),
+  hosts: (n) => runHostsBench({ advicesPerTerminal: n }),
 };
 
 function arg(name: string): string | undefined {

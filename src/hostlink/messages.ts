@@ -69,6 +69,13 @@ export const RC = {
   duplicate: '94',
   reconcileError: '95',
   systemMalfunction: '96',
+  // Reader authentication (reader-auth.ts), in ISO 8583:1987's private-use range 76..89.
+  readerNotSignedOn: '76',
+  badEnrolmentCode: '77',
+  badReaderSignature: '78',
+  unknownReader: '79',
+  blockedReader: '80',
+  badChallenge: '81',
 } as const;
 export type ResponseCode = (typeof RC)[keyof typeof RC];
 
@@ -97,6 +104,12 @@ export const RESPONSE_CODE_TABLE: readonly ResponseCodeInfo[] = Object.freeze([
   { code: RC.duplicate,          meaning: 'Duplicate transmission: already received, nothing done twice',    kind: 'duplicate', retry: false },
   { code: RC.reconcileError,     meaning: 'Reconcile error: the totals differ',                              kind: 'declined',  retry: false },
   { code: RC.systemMalfunction,  meaning: 'System malfunction',                                              kind: 'error',     retry: true },
+  { code: RC.readerNotSignedOn,  meaning: 'Reader not signed on, or its session expired: sign on, then send again', kind: 'error', retry: true },
+  { code: RC.badEnrolmentCode,   meaning: 'Enrolment code unknown, already used, expired or issued for another reader', kind: 'declined', retry: false },
+  { code: RC.badReaderSignature, meaning: "Reader signature does not verify under the reader's public key",   kind: 'error',     retry: false },
+  { code: RC.unknownReader,      meaning: 'Unknown reader: not enrolled for this terminal',                  kind: 'declined',  retry: false },
+  { code: RC.blockedReader,      meaning: 'Reader on the negative reader list (lost or stolen)',             kind: 'declined',  retry: false },
+  { code: RC.badChallenge,       meaning: 'Sign-on challenge unknown, already used or expired: ask for a new one', kind: 'error', retry: false },
 ].map((r) => Object.freeze(r as ResponseCodeInfo)));
 
 export const RESPONSE_CODES: ReadonlyMap<string, ResponseCodeInfo> = new Map(RESPONSE_CODE_TABLE.map((r) => [r.code, r]));
@@ -156,6 +169,8 @@ export const TAG = {
   lastSequence: 0xdf31,
   challenge: 0xdf40,
   signature: 0xdf41,
+  enrolmentCode: 0xdf42,
+  readerPublicKey: 0xdf43,
   serial: 0xdf51,
   cardCounter: 0xdf52,
   purseType: 0xdf53,
@@ -200,6 +215,8 @@ export const TAG_TABLE: readonly TagDef[] = Object.freeze([
   { tag: TAG.lastSequence,      name: 'last reader sequence number covered',                   fields: [48], min: 4, max: 4 },
   { tag: TAG.challenge,         name: 'reader authentication challenge',                       fields: [62], min: 8, max: 64 },
   { tag: TAG.signature,         name: 'reader authentication signature',                       fields: [62], min: 1, max: 512 },
+  { tag: TAG.enrolmentCode,     name: 'one-time enrolment code (ASCII), reader-auth.ts',       fields: [62], min: 8, max: 32 },
+  { tag: TAG.readerPublicKey,   name: 'reader public key, P-256 uncompressed (04 X Y)',        fields: [62], min: 65, max: 65 },
   { tag: TAG.serial,            name: 'card serial',                                           fields: [55, 63], min: 1, max: 32 },
   { tag: TAG.cardCounter,       name: 'card transaction counter',                              fields: [55], min: 4, max: 4 },
   { tag: TAG.purseType,         name: 'purse transaction type: 01 debit, 02 load',             fields: [55], min: 1, max: 1 },
@@ -538,6 +555,10 @@ function withAcquirer(m: IsoMessage, acquirer: string | undefined): IsoMessage {
 export interface ReaderAuth {
   challenge?: Uint8Array;
   signature?: Uint8Array;
+  /** Enrolment (reader-auth.ts): the operator-issued one-time code, ASCII. */
+  enrolmentCode?: Uint8Array;
+  /** Enrolment: the reader's public key. */
+  publicKey?: Uint8Array;
 }
 
 export interface KeyChange {
@@ -549,19 +570,25 @@ function readerAuthField(ra: ReaderAuth): Uint8Array {
   const objects: Tlv[] = [];
   if (ra.challenge !== undefined) objects.push(primitive(TAG.challenge, ra.challenge));
   if (ra.signature !== undefined) objects.push(primitive(TAG.signature, ra.signature));
+  if (ra.enrolmentCode !== undefined) objects.push(primitive(TAG.enrolmentCode, ra.enrolmentCode));
+  if (ra.publicKey !== undefined) objects.push(primitive(TAG.readerPublicKey, ra.publicKey));
   if (objects.length === 0) throw err('BAD_INPUT', 'bad-value', 'reader authentication: give a challenge, a signature or both', 62);
   return encodeTlv(objects);
 }
 
 function parseReaderAuth(msg: IsoMessage): { readerAuth?: ReaderAuth } {
   if (!msg.has(62)) return {};
-  const tags = tlvField(msg, 62, [TAG.challenge, TAG.signature]);
+  const tags = tlvField(msg, 62, [TAG.challenge, TAG.signature, TAG.enrolmentCode, TAG.readerPublicKey]);
   if (tags.size === 0) throw err('PROTOCOL', 'bad-value', 'field 62 is empty', 62);
   const ra: ReaderAuth = {};
   const c = tags.get(TAG.challenge);
   const s = tags.get(TAG.signature);
   if (c !== undefined) ra.challenge = c;
   if (s !== undefined) ra.signature = s;
+  const code = tags.get(TAG.enrolmentCode);
+  const key = tags.get(TAG.readerPublicKey);
+  if (code !== undefined) ra.enrolmentCode = code;
+  if (key !== undefined) ra.publicKey = key;
   return { readerAuth: ra };
 }
 

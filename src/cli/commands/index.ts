@@ -12,6 +12,7 @@ import { registerEmulator } from './emulator.js';
 import { registerJournal } from './journal.js';
 import { registerPay } from './pay.js';
 import { registerBalance } from './balance.js';
+import { registerHosts } from './hosts.js';
 import { registerDemo } from './demo.js';
 
 export const commands: RegisterCommand[] = [
@@ -26,6 +27,7 @@ export const commands: RegisterCommand[] = [
   registerEmulator,
   registerPay,
   registerBalance,
+  registerHosts,
   registerJournal,
   registerDemo,
 ];

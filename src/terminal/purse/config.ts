@@ -25,6 +25,13 @@ export interface PurseLimits {
 
 export const DEFAULT_PURSE_LIMITS: Readonly<PurseLimits> = Object.freeze({ perTransaction: 50_000, perCardPerDay: 100_000, perReaderPerDay: 10_000_000 });
 
+/**
+ * The terminal's limits on loads (value onto cards), summed over completed and recovered loads; the
+ * same shape as the purchase limits. The card's maximum balance and the issuer's own limits apply
+ * on top of these.
+ */
+export const DEFAULT_PURSE_LOAD_LIMITS: Readonly<PurseLimits> = Object.freeze({ perTransaction: 50_000, perCardPerDay: 200_000, perReaderPerDay: 10_000_000 });
+
 /** Largest limit accepted (the journal sums in safe integers; the card counts in 4 bytes). */
 export const MAX_LIMIT = Number.MAX_SAFE_INTEGER;
 
@@ -36,7 +43,7 @@ export const PURSE_SECURITY_LEVEL = 0x33;
 /** Terminal ids fit the card's 8-byte field: 1 to 8 of the journal's id characters. */
 export const TERMINAL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,7}$/;
 
-export type PurseEventKind = 'refused' | 'anomaly' | 'card-refused' | 'interrupted' | 'complete' | 'recovered' | 'never-happened';
+export type PurseEventKind = 'refused' | 'anomaly' | 'card-refused' | 'interrupted' | 'complete' | 'recovered' | 'never-happened' | 'declined' | 'host-unavailable' | 'reversal';
 
 /** One line of the terminal's log: every refusal, anomaly, tear and resolution. */
 export interface PurseEvent {
@@ -58,6 +65,8 @@ export interface PurseTerminalConfigInput {
   /** ISO 4217 alphabetic code. */
   currency: string;
   limits?: Partial<PurseLimits>;
+  /** Limits on loads; default DEFAULT_PURSE_LOAD_LIMITS. */
+  loadLimits?: Partial<PurseLimits>;
   /** Local time of receipts, card date-times and business days, minutes from UTC (-840..840); default 0. */
   utcOffsetMinutes?: number;
   clock?: () => number;
@@ -70,16 +79,34 @@ export interface PurseTerminalConfig {
   readonly provider: string;
   readonly currency: CurrencyInfo;
   readonly limits: Readonly<PurseLimits>;
+  readonly loadLimits: Readonly<PurseLimits>;
   readonly utcOffsetMinutes: number;
   readonly clock: () => number;
   readonly log: (event: PurseEvent) => void;
 }
 
-const KNOWN_KEYS = ['terminalId', 'readerId', 'provider', 'currency', 'limits', 'utcOffsetMinutes'] as const;
+const KNOWN_KEYS = ['terminalId', 'readerId', 'provider', 'currency', 'limits', 'loadLimits', 'utcOffsetMinutes'] as const;
 const LIMIT_KEYS: readonly (keyof PurseLimits)[] = ['perTransaction', 'perCardPerDay', 'perReaderPerDay'];
 
 function shown(v: unknown): string {
   return typeof v === 'string' ? `"${v.length > 40 ? `${v.slice(0, 40)}…` : v}"` : String(v);
+}
+
+/** `given` over `defaults`, each field checked; `name` is the field's name in messages. */
+function limitsOf(given: Partial<PurseLimits> | undefined, defaults: Readonly<PurseLimits>, name: string): PurseLimits {
+  const limits: PurseLimits = { ...defaults };
+  if (given === undefined) return limits;
+  if (typeof given !== 'object' || given === null) throw new BadInputError(`${name}: expected an object`);
+  for (const k of Object.keys(given)) {
+    if (!(LIMIT_KEYS as readonly string[]).includes(k)) throw new BadInputError(`${name}: unknown field "${k}" (known: ${LIMIT_KEYS.join(', ')})`);
+  }
+  for (const k of LIMIT_KEYS) {
+    const v = given[k];
+    if (v === undefined) continue;
+    assertInt(v, `${name}.${k}`, 1, MAX_LIMIT);
+    limits[k] = v;
+  }
+  return limits;
 }
 
 /** Checks `input` and fills the defaults. Throws BadInputError naming the field. */
@@ -94,19 +121,8 @@ export function purseTerminalConfig(input: PurseTerminalConfigInput): PurseTermi
   const provider = input.provider ?? DEFAULT_PURSE_PROVIDER;
   if (typeof provider !== 'string' || !JOURNAL_ID_PATTERN.test(provider)) throw new BadInputError(`provider: expected a provider id, got ${shown(provider)}`);
   const currency = currencyByAlpha(input.currency);
-  const limits: PurseLimits = { ...DEFAULT_PURSE_LIMITS };
-  if (input.limits !== undefined) {
-    if (typeof input.limits !== 'object' || input.limits === null) throw new BadInputError('limits: expected an object');
-    for (const k of Object.keys(input.limits)) {
-      if (!(LIMIT_KEYS as readonly string[]).includes(k)) throw new BadInputError(`limits: unknown field "${k}" (known: ${LIMIT_KEYS.join(', ')})`);
-    }
-    for (const k of LIMIT_KEYS) {
-      const v = input.limits[k];
-      if (v === undefined) continue;
-      assertInt(v, `limits.${k}`, 1, MAX_LIMIT);
-      limits[k] = v;
-    }
-  }
+  const limits = limitsOf(input.limits, DEFAULT_PURSE_LIMITS, 'limits');
+  const loadLimits = limitsOf(input.loadLimits, DEFAULT_PURSE_LOAD_LIMITS, 'loadLimits');
   const utcOffsetMinutes = input.utcOffsetMinutes ?? 0;
   assertInt(utcOffsetMinutes, 'utcOffsetMinutes', -840, 840);
   const clock = input.clock ?? Date.now;
@@ -119,6 +135,7 @@ export function purseTerminalConfig(input: PurseTerminalConfigInput): PurseTermi
     provider,
     currency,
     limits: Object.freeze(limits),
+    loadLimits: Object.freeze(loadLimits),
     utcOffsetMinutes,
     clock,
     log,

@@ -5,9 +5,13 @@
  *   POLICY        PurseRefusedError: the terminal's own rules (amount, currency, negative card file,
  *                 limits, a pending transaction that cannot be resolved, a card not issued)
  *   CARD_ROLLBACK CardRollbackError: the card shows a counter lower than this terminal saw
- *   SW            CardRefusedError: the card refused the DEBIT with a status word (nothing moved)
- *   (cause's)     PurchaseInterruptedError: the DEBIT was sent but its answer was lost; the journal
- *                 row stays pending until the card is presented again (tear recovery)
+ *   SW            CardRefusedError: the card refused the DEBIT or LOAD with a status word (nothing moved)
+ *   (cause's)     PurchaseInterruptedError / LoadInterruptedError: the DEBIT / LOAD was sent but its
+ *                 answer was lost; the journal row stays pending until the card is presented again
+ *                 (tear recovery)
+ *   POLICY        LoadDeclinedError: the issuer declined the load authorization (its response code)
+ *   (cause's)     IssuerUnavailableError: the issuer did not answer the load authorization (or the
+ *                 uplink refused to ask); the row failed, no LOAD was sent
  */
 import { HiltError, type ErrorCode } from '../../util/errors.js';
 import { hexWord } from '../../util/bytes.js';
@@ -22,6 +26,7 @@ export const REFUSAL_REASONS = {
   'limit-per-transaction': "above the terminal's maximum per transaction",
   'limit-per-card-day': "above the terminal's maximum per card per day",
   'limit-per-reader-day': "above the terminal's maximum per reader per day",
+  'max-balance': "the load would take the card above its maximum balance",
   'pending-undecidable': "a pending transaction of this card can no longer be decided from the card's log",
   'reader-sequence-exhausted': 'the reader sequence number no longer fits the card (4 bytes)',
 } as const;
@@ -57,15 +62,20 @@ export class CardRollbackError extends HiltError {
   }
 }
 
+/** The value-moving commands of the purse, as the errors name them. */
+export type PurseValueCommand = 'DEBIT' | 'LOAD';
+
 export class CardRefusedError extends HiltError {
   readonly sw: number;
   readonly journalId: number;
   readonly readerSeq: number;
-  constructor(sw: number, journalId: number, readerSeq: number) {
-    super('SW', `refused by the card: DEBIT answered ${purseSwText(sw)} (journal row ${journalId}, reader seq ${readerSeq}: failed, nothing moved)`);
+  readonly command: PurseValueCommand;
+  constructor(sw: number, journalId: number, readerSeq: number, command: PurseValueCommand = 'DEBIT') {
+    super('SW', `refused by the card: ${command} answered ${purseSwText(sw)} (journal row ${journalId}, reader seq ${readerSeq}: failed, nothing moved)`);
     this.sw = sw;
     this.journalId = journalId;
     this.readerSeq = readerSeq;
+    this.command = command;
   }
 
   get swHex(): string {
@@ -84,6 +94,55 @@ export class PurchaseInterruptedError extends HiltError {
       `the answer to DEBIT was lost (${why}): journal row ${journalId} (reader seq ${readerSeq}) stays pending; present the card again to resolve it`,
       { cause },
     );
+    this.journalId = journalId;
+    this.readerSeq = readerSeq;
+  }
+}
+
+export class LoadInterruptedError extends HiltError {
+  readonly journalId: number;
+  readonly readerSeq: number;
+  constructor(journalId: number, readerSeq: number, cause: unknown) {
+    const code: ErrorCode = cause instanceof HiltError ? cause.code : 'PROTOCOL';
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super(
+      code,
+      `the answer to LOAD was lost (${why}): journal row ${journalId} (reader seq ${readerSeq}) stays pending; present the card again to resolve it`,
+      { cause },
+    );
+    this.journalId = journalId;
+    this.readerSeq = readerSeq;
+  }
+}
+
+/** The issuer answered the load authorization (0210) with a refusal: the row failed, no LOAD was sent. */
+export class LoadDeclinedError extends HiltError {
+  /** Field 39 of the 0210. */
+  readonly responseCode: string;
+  readonly meaning: string;
+  readonly journalId: number;
+  readonly readerSeq: number;
+  constructor(responseCode: string, meaning: string, journalId: number, readerSeq: number) {
+    super('POLICY', `declined by the issuer: ${responseCode} ${meaning} (journal row ${journalId}, reader seq ${readerSeq}: failed, nothing loaded)`);
+    this.responseCode = responseCode;
+    this.meaning = meaning;
+    this.journalId = journalId;
+    this.readerSeq = readerSeq;
+  }
+}
+
+/**
+ * The load authorization got no usable answer (timeout, connection lost, the reader refused by the
+ * host, an answer that breaks the exchange): the row failed, no LOAD was sent. The code is the
+ * cause's (TIMEOUT, AUTH_FAILED, PROTOCOL, ...).
+ */
+export class IssuerUnavailableError extends HiltError {
+  readonly journalId: number;
+  readonly readerSeq: number;
+  constructor(journalId: number, readerSeq: number, cause: unknown) {
+    const code: ErrorCode = cause instanceof HiltError ? cause.code : 'PROTOCOL';
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super(code, `no load authorization from the issuer (${why}): journal row ${journalId} (reader seq ${readerSeq}) failed, nothing loaded`, { cause });
     this.journalId = journalId;
     this.readerSeq = readerSeq;
   }

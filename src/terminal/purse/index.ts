@@ -1,4 +1,4 @@
-/** The e-money purse, terminal side: purchase with tear recovery, policy, balance inquiry. */
+/** The e-money purse, terminal side: purchase and load with tear recovery, policy, balance inquiry. */
 export * from './config.js';
 export * from './currency.js';
 export * from './errors.js';
@@ -7,4 +7,5 @@ export * from './session.js';
 export * from './policy.js';
 export * from './recovery.js';
 export * from './purchase.js';
+export * from './load.js';
 export * from './balance.js';

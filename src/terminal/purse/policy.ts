@@ -18,20 +18,28 @@
  * 'failed' (it takes a reader sequence number and is uplinked, so the host sees declines as well
  * as gaps). The card's own limits (balance, its maximum per transaction) are the card's to enforce:
  * it refuses the DEBIT with its status word and the purchase journals that.
+ *
+ * A load (checkLoadPolicy) runs the same checks up to the currency, then
+ *   max balance the card's balance + amount ≤ the card's maximum balance (READ STATUS) → 'max-balance'
+ *               (checked here so that no authorization is asked of the issuer for a load the card
+ *               would refuse with 94 03)
+ *   limits      the terminal's load limits (config.loadLimits), summed over completed and recovered
+ *               loads → 'limit-…'
+ * each refusal a declined load row. The issuer applies its own limits when it authorizes.
  */
-import { dayRange, type CounterCheck, type Journal } from '../journal/index.js';
+import { dayRange, type CounterCheck, type Journal, type TransactionType } from '../journal/index.js';
 import { PURSE_U32_MAX } from '../../crypto/purse-certificate.js';
 import { hexByte } from '../../util/bytes.js';
-import type { PurseTerminalConfig } from './config.js';
+import type { PurseLimits, PurseTerminalConfig } from './config.js';
 import { formatAmount, currencyLabel } from './currency.js';
 import { CardRollbackError, PurseRefusedError, type RefusalReason } from './errors.js';
 import type { CardStatus } from './protocol.js';
 
 export interface PolicyVerdict {
   counterCheck: CounterCheck;
-  /** Completed purchases of this card today, before this one. */
+  /** Completed transactions of this type (purchases, or loads) of this card today, before this one. */
   cardSpentToday: number;
-  /** Completed purchases at this reader today, before this one. */
+  /** Completed transactions of this type at this reader today, before this one. */
   readerSpentToday: number;
 }
 
@@ -48,11 +56,20 @@ export function checkAmount(config: PurseTerminalConfig, amount: number): void {
   }
 }
 
-/** A purchase refused by policy after the card was read: a journal row that goes straight to failed. */
-function decline(journal: Journal, config: PurseTerminalConfig, serial: string, status: CardStatus, amount: number, reason: RefusalReason, message: string): never {
+/** A transaction refused by policy after the card was read: a journal row that goes straight to failed. */
+function decline(
+  journal: Journal,
+  config: PurseTerminalConfig,
+  type: TransactionType,
+  serial: string,
+  status: CardStatus,
+  amount: number,
+  reason: RefusalReason,
+  message: string,
+): never {
   const { id, readerSeq } = journal.beginTransaction({
     provider: config.provider,
-    type: 'purchase',
+    type,
     cardSerial: serial,
     cardCounter: status.counter,
     amount,
@@ -65,10 +82,10 @@ function decline(journal: Journal, config: PurseTerminalConfig, serial: string, 
 }
 
 /**
- * Everything but the amount check, for the card `status` read in an authenticated session, after
- * its pending rows were resolved. Returns what it found; throws the first refusal.
+ * The card itself: life cycle, negative card file, counter coherence (see the module comment).
+ * For a card read in an authenticated session, after its pending rows were resolved.
  */
-export function checkPolicy(journal: Journal, config: PurseTerminalConfig, serial: string, status: CardStatus, amount: number): PolicyVerdict {
+export function checkCard(journal: Journal, config: PurseTerminalConfig, serial: string, status: CardStatus): CounterCheck {
   const log = config.log;
   if (!status.active) refuse(config, 'card-not-active', `card ${serial} is not an issued purse (life cycle ${hexByte(status.lifeCycle)})`, serial);
 
@@ -102,40 +119,95 @@ export function checkPolicy(journal: Journal, config: PurseTerminalConfig, seria
       cardSerial: serial,
     });
   }
+  return check;
+}
 
+const WORDS: Record<TransactionType, { verb: string; sells: string }> = {
+  purchase: { verb: 'purchase', sells: 'sells in' },
+  load: { verb: 'load', sells: 'loads' },
+  refund: { verb: 'refund', sells: 'refunds' },
+};
+
+/** The card's currency against the terminal's: a declined row of `type` when they differ. */
+function checkCurrency(journal: Journal, config: PurseTerminalConfig, type: TransactionType, serial: string, status: CardStatus, amount: number): void {
   const cur = config.currency;
   if (status.currency !== cur.numeric) {
     const cardCurrency = status.currency === null ? 'none' : currencyLabel(status.currency);
-    decline(journal, config, serial, status, amount, 'currency', `the card holds ${cardCurrency}, the terminal sells in ${cur.alpha}`);
+    decline(journal, config, type, serial, status, amount, 'currency', `the card holds ${cardCurrency}, the terminal ${WORDS[type].sells} ${cur.alpha}`);
   }
-  const limits = config.limits;
+}
+
+/** The terminal's limits for transactions of `type`, summed over the journal's moved rows of that type. */
+function checkLimits(
+  journal: Journal,
+  config: PurseTerminalConfig,
+  type: TransactionType,
+  limits: Readonly<PurseLimits>,
+  serial: string,
+  status: CardStatus,
+  amount: number,
+): { cardSpentToday: number; readerSpentToday: number } {
+  const cur = config.currency;
+  const what = type === 'purchase' ? '' : `${WORDS[type].verb} `;
   if (amount > limits.perTransaction) {
-    decline(journal, config, serial, status, amount, 'limit-per-transaction', `${formatAmount(amount, cur)} is above the maximum per transaction ${formatAmount(limits.perTransaction, cur)}`);
+    decline(journal, config, type, serial, status, amount, 'limit-per-transaction', `${formatAmount(amount, cur)} is above the ${what}maximum per transaction ${formatAmount(limits.perTransaction, cur)}`);
   }
   const day = dayRange(config.clock(), config.utcOffsetMinutes);
-  const cardSpentToday = journal.spent({ cardSerial: serial, currency: cur.alpha, fromMs: day.fromMs, toMs: day.toMs });
+  const cardSpentToday = journal.spent({ cardSerial: serial, currency: cur.alpha, fromMs: day.fromMs, toMs: day.toMs, type });
   if (cardSpentToday + amount > limits.perCardPerDay) {
     decline(
       journal,
       config,
+      type,
       serial,
       status,
       amount,
       'limit-per-card-day',
-      `${formatAmount(amount, cur)} on top of ${formatAmount(cardSpentToday, cur)} today passes the card's daily maximum ${formatAmount(limits.perCardPerDay, cur)}`,
+      `${formatAmount(amount, cur)} on top of ${formatAmount(cardSpentToday, cur)} today passes the card's daily ${what}maximum ${formatAmount(limits.perCardPerDay, cur)}`,
     );
   }
-  const readerSpentToday = journal.spent({ currency: cur.alpha, fromMs: day.fromMs, toMs: day.toMs });
+  const readerSpentToday = journal.spent({ currency: cur.alpha, fromMs: day.fromMs, toMs: day.toMs, type });
   if (readerSpentToday + amount > limits.perReaderPerDay) {
     decline(
       journal,
       config,
+      type,
       serial,
       status,
       amount,
       'limit-per-reader-day',
-      `${formatAmount(amount, cur)} on top of ${formatAmount(readerSpentToday, cur)} today passes the reader's daily maximum ${formatAmount(limits.perReaderPerDay, cur)}`,
+      `${formatAmount(amount, cur)} on top of ${formatAmount(readerSpentToday, cur)} today passes the reader's daily ${what}maximum ${formatAmount(limits.perReaderPerDay, cur)}`,
     );
   }
-  return { counterCheck: check, cardSpentToday, readerSpentToday };
+  return { cardSpentToday, readerSpentToday };
+}
+
+/**
+ * Everything but the amount check for a purchase, for the card `status` read in an authenticated
+ * session, after its pending rows were resolved. Returns what it found; throws the first refusal.
+ */
+export function checkPolicy(journal: Journal, config: PurseTerminalConfig, serial: string, status: CardStatus, amount: number): PolicyVerdict {
+  const counterCheck = checkCard(journal, config, serial, status);
+  checkCurrency(journal, config, 'purchase', serial, status, amount);
+  return { counterCheck, ...checkLimits(journal, config, 'purchase', config.limits, serial, status, amount) };
+}
+
+/** The same for a load (see the module comment): card, currency, the card's maximum balance, load limits. */
+export function checkLoadPolicy(journal: Journal, config: PurseTerminalConfig, serial: string, status: CardStatus, amount: number): PolicyVerdict {
+  const counterCheck = checkCard(journal, config, serial, status);
+  checkCurrency(journal, config, 'load', serial, status, amount);
+  const cur = config.currency;
+  if (status.balance + amount > status.maxBalance) {
+    decline(
+      journal,
+      config,
+      'load',
+      serial,
+      status,
+      amount,
+      'max-balance',
+      `${formatAmount(amount, cur)} on top of the balance ${formatAmount(status.balance, cur)} passes the card's maximum balance ${formatAmount(status.maxBalance, cur)}`,
+    );
+  }
+  return { counterCheck, ...checkLimits(journal, config, 'load', config.loadLimits, serial, status, amount) };
 }

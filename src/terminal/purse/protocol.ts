@@ -97,6 +97,24 @@ export function debitCommand(f: DebitFields): CommandApdu {
   return new CommandApdu({ cla: PURSE_CLA, ins: PURSE_INS.debit, p1: 0, p2: 0, data, ne: 256 });
 }
 
+export interface LoadFields extends DebitFields {
+  /** 12 bytes, the issuer's reference (0210 field 37, ASCII): the cryptogram covers it. */
+  issuerReference: Uint8Array;
+  /** 16 bytes, the issuer's load cryptogram. */
+  cryptogram: Uint8Array;
+}
+
+/**
+ * LOAD: 80 52 00 00 35 amount | currency | terminal id | terminal sequence | date-time | issuer
+ * reference | load cryptogram, Le 00. The answer is DEBIT's (decodeDebitAnswer).
+ */
+export function loadCommand(f: LoadFields): CommandApdu {
+  if (f.issuerReference.length !== L.issuerReference) throw new ProtocolError(`LOAD: issuer reference of ${f.issuerReference.length} bytes, expected ${L.issuerReference}`);
+  if (f.cryptogram.length !== L.mac) throw new ProtocolError(`LOAD: load cryptogram of ${f.cryptogram.length} bytes, expected ${L.mac}`);
+  const data = concatBytes(u32(f.amount), encodeCurrency(f.currency), f.terminalId, u32(f.terminalSequence), f.dateTime, f.issuerReference, f.cryptogram);
+  return new CommandApdu({ cla: PURSE_CLA, ins: PURSE_INS.load, p1: 0, p2: 0, data, ne: 256 });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Answers
 

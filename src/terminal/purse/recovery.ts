@@ -1,6 +1,7 @@
 /**
  * Tear recovery: resolving this terminal's pending journal rows of a card when the card is presented
- * again (a DEBIT whose answer was lost: card pulled, timeout, power cut, process killed).
+ * again (a DEBIT or a LOAD whose answer was lost: card pulled, timeout, power cut, process killed).
+ * A purchase row looks for a DEBIT record, a load row for a LOAD record; the rules are the same.
  *
  * The card is the truth, read inside an authenticated session (R-MAC): its counter (READ STATUS) and
  * its log (READ LOG, the last 10 transactions). For each pending row, oldest first:
@@ -8,22 +9,24 @@
  *   - the card shows a counter BELOW the counter the row started from: the card is older than what
  *     this terminal saw (restored image, clone). Nothing it says can resolve the row: anomaly
  *     'rollback', CardRollbackError, the row stays pending.
- *   - the log holds a DEBIT with this terminal's id and the row's reader sequence number: the debit
- *     happened. The row becomes 'recovered' with the card's counter, balance after and certificate
+ *   - the log holds a DEBIT (LOAD for a load row) with this terminal's id and the row's reader
+ *     sequence number: the transaction happened. The row becomes 'recovered' with the card's counter, balance after and certificate
  *     from the log (amount and currency must be the row's, else nothing is decided: anomaly, error).
  *   - otherwise, if the log covers every transaction since the row began (the counter did not move,
- *     or the oldest logged counter is at most the row's counter before + 1): the debit never
+ *     or the oldest logged counter is at most the row's counter before + 1): the transaction never
  *     happened. The row becomes 'never-happened' with the card's counter now.
  *   - otherwise the card made more than 10 transactions since and the record may have left the log:
  *     undecidable here. Anomaly, PurseRefusedError('pending-undecidable'), the row stays pending
  *     (the issuer, who sees every certificate, decides).
  *
- * Recovery never sends a DEBIT: the same request again would be refused by the card (9406) anyway,
- * and a new purchase always takes a new reader sequence number.
+ * Recovery never sends a DEBIT or a LOAD: the same request again would be refused by the card (9406;
+ * a LOAD's cryptogram covers the counter before it, so a replayed one answers 6988 once the counter
+ * moved), and a new transaction always takes a new reader sequence number.
  */
 import { ProtocolError } from '../../util/errors.js';
 import { bytesEqual, toHex } from '../../util/bytes.js';
-import type { Journal, JournalRow } from '../journal/index.js';
+import type { Journal, JournalRow, TransactionType } from '../journal/index.js';
+import type { PurseTransactionType } from '../../crypto/purse-certificate.js';
 import { terminalIdBytes, type PurseTerminalConfig } from './config.js';
 import { currencyByAlpha } from './currency.js';
 import { CardRollbackError, PurseRefusedError } from './errors.js';
@@ -35,18 +38,25 @@ import type { ProviderDomain } from '../keystore.js';
 export interface RecoveryOutcome {
   journalId: number;
   readerSeq: number;
+  /** The journal row's type: 'purchase' (a DEBIT) or 'load' (a LOAD). */
+  type: TransactionType;
   amount: number;
   /** ISO 4217 alphabetic, as journaled. */
   currency: string;
   resolution: 'recovered' | 'never-happened';
-  /** The debit's counter (recovered), or the card's counter now (never-happened). */
+  /** The transaction's counter (recovered), or the card's counter now (never-happened). */
   counter: number;
   certificate: Uint8Array | null;
   balanceAfter: number | null;
 }
 
-function findDebit(log: readonly CardLogEntry[], terminalId: Uint8Array, readerSeq: number): CardLogEntry | undefined {
-  return log.find((e) => e.type === 'debit' && e.terminalSequence === readerSeq && bytesEqual(e.terminalId, terminalId));
+/** The purse command each journal row type stands for (refunds have none on the purse). */
+const LOG_TYPE_OF_ROW: Readonly<Record<TransactionType, PurseTransactionType | null>> = { purchase: 'debit', load: 'load', refund: null };
+
+function findRecord(log: readonly CardLogEntry[], row: JournalRow, terminalId: Uint8Array): CardLogEntry | undefined {
+  const type = LOG_TYPE_OF_ROW[row.type];
+  if (type === null) throw new ProtocolError(`journal row ${row.id} is a ${row.type}: the purse has no command for it, tear recovery cannot decide it`);
+  return log.find((e) => e.type === type && e.terminalSequence === row.readerSeq && bytesEqual(e.terminalId, terminalId));
 }
 
 /** Resolves the card's pending rows (see the module comment). No APDU when there are none. */
@@ -82,7 +92,7 @@ export async function recoverPending(session: PurseSession, journal: Journal, co
   const outcomes: RecoveryOutcome[] = [];
 
   for (const row of rows) {
-    const entry = findDebit(log, terminalId, row.readerSeq);
+    const entry = findRecord(log, row, terminalId);
     if (entry !== undefined) {
       outcomes.push(recovered(journal, config, serial, row, entry));
       continue;
@@ -102,7 +112,7 @@ export async function recoverPending(session: PurseSession, journal: Journal, co
       say({
         level: 'info',
         kind: 'never-happened',
-        message: `pending purchase (journal row ${row.id}, reader seq ${row.readerSeq}) never reached the card: resolved as never-happened`,
+        message: `pending ${row.type} (journal row ${row.id}, reader seq ${row.readerSeq}) never reached the card: resolved as never-happened`,
         cardSerial: serial,
         journalId: row.id,
         readerSeq: row.readerSeq,
@@ -110,6 +120,7 @@ export async function recoverPending(session: PurseSession, journal: Journal, co
       outcomes.push({
         journalId: row.id,
         readerSeq: row.readerSeq,
+        type: row.type,
         amount: row.amount,
         currency: row.currency,
         resolution: 'never-happened',
@@ -157,7 +168,7 @@ function recovered(journal: Journal, config: PurseTerminalConfig, serial: string
   config.log({
     level: 'info',
     kind: 'recovered',
-    message: `pending purchase (journal row ${row.id}, reader seq ${row.readerSeq}) found in the card's log at counter ${entry.counter}: recovered, certificate ${toHex(entry.certificate).toUpperCase()}`,
+    message: `pending ${row.type} (journal row ${row.id}, reader seq ${row.readerSeq}) found in the card's log at counter ${entry.counter}: recovered, certificate ${toHex(entry.certificate).toUpperCase()}`,
     cardSerial: serial,
     journalId: row.id,
     readerSeq: row.readerSeq,
@@ -165,6 +176,7 @@ function recovered(journal: Journal, config: PurseTerminalConfig, serial: string
   return {
     journalId: row.id,
     readerSeq: row.readerSeq,
+    type: row.type,
     amount: row.amount,
     currency: row.currency,
     resolution: 'recovered',

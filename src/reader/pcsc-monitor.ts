@@ -100,6 +100,9 @@ interface RunOptions {
   clock: () => number;
 }
 
+/** How often stop() repeats its cancel until the wait it interrupts has returned. */
+const CANCEL_RETRY_MS = 50;
+
 /** One monitor's loop and state; nothing is shared between monitors. */
 class MonitorRun {
   readonly #b: PcscBinding;
@@ -130,14 +133,23 @@ class MonitorRun {
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#cancelWait();
+    // SCardCancel only ends a wait that is already blocking in pcscd: a stop that lands between the
+    // binding's call and the daemon's wait is lost, and the wait would block until the next event.
+    // Cancel again until the loop has left.
+    const again = setInterval(() => this.#cancelWait(), CANCEL_RETRY_MS);
+    void this.done.finally(() => clearInterval(again));
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  #cancelWait(): void {
     try {
       this.#context?.cancel();
     } catch {
       // A dead context has nothing to cancel.
     }
-    const wake = this.#wake;
-    this.#wake = null;
-    wake?.();
   }
 
   #emit(event: MonitorEvent): void {

@@ -74,6 +74,11 @@ class FakePcsc {
   contextsOpened = 0;
   contextsClosed = 0;
   cancels = 0;
+  /**
+   * How long a status-change wait takes to really block in the daemon after the call (the binding's
+   * worker thread starting): a cancel before that finds nothing to cancel and is lost, as with pcsc-lite.
+   */
+  waitEntryDelayMs = 0;
   readonly reconnects: number[] = [];
   #notify = new Set<() => void>();
 
@@ -133,18 +138,22 @@ class FakePcsc {
               resolve([]);
             }
           };
-          this.#cancel = () => {
-            done();
-            resolve(null);
-          };
-          if (timeoutMs !== undefined && timeoutMs > 0) {
-            timer = setTimeout(() => {
+          const enter = (): void => {
+            this.#cancel = () => {
               done();
-              resolve([]);
-            }, timeoutMs);
-          }
-          fake.#notify.add(evaluate);
-          evaluate();
+              resolve(null);
+            };
+            if (timeoutMs !== undefined && timeoutMs > 0) {
+              timer = setTimeout(() => {
+                done();
+                resolve([]);
+              }, timeoutMs);
+            }
+            fake.#notify.add(evaluate);
+            evaluate();
+          };
+          if (fake.waitEntryDelayMs > 0) setTimeout(enter, fake.waitEntryDelayMs);
+          else enter();
         });
       }
       cancel(): void {
@@ -624,6 +633,22 @@ describe('monitorPcsc over the fake', () => {
     expect(events).toEqual(['reader-attached A initial', 'card-inserted A initial']);
     expect(fake2.cancels).toBe(1);
     expect(fake2.contextsClosed).toBe(fake2.contextsOpened);
+  });
+
+  it('a stop that lands before the wait really blocks (its cancel lost) still ends the monitor', async () => {
+    const fake = new FakePcsc();
+    fake.attach('A', ATR_A);
+    fake.waitEntryDelayMs = 30;
+    const stop = new AbortController();
+    const it = monitorPcsc({ binding: fake.binding(), signal: stop.signal });
+    expect((await it.next()).value).toMatchObject({ type: 'reader-attached' });
+    expect((await it.next()).value).toMatchObject({ type: 'card-inserted' });
+    // The monitor has just called waitForChange, which is not blocking yet: this cancel finds nothing.
+    stop.abort();
+    const cancelsAtStop = fake.cancels;
+    expect(await it.next()).toEqual({ value: undefined, done: true });
+    expect(fake.cancels).toBeGreaterThan(cancelsAtStop);
+    expect(fake.contextsClosed).toBe(fake.contextsOpened);
   });
 });
 

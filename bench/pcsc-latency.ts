@@ -17,22 +17,17 @@
  *
  * Run: `npm run build && node dist/bench/pcsc-latency.js [iterations]`, or runPcscLatencyBench().
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { makeCard } from '../emulator/make-card.js';
 import { VpcdCardClient } from '../emulator/vpcd/client.js';
 import { VpcdServer } from '../src/reader/vpcd-server.js';
-import { PcscChannel } from '../src/reader/pcsc.js';
-import { establishContext, loadPcscBinding } from '../src/reader/pcsc-binding.js';
+import { CARD_SEEN_BOUND_MS, withPcscCard, withPcscd } from './pcsc-stack.js';
 import type { CardChannel } from '../src/reader/channel.js';
 import { concatBytes, fromHex, toHex } from '../src/util/bytes.js';
 
 export const DEFAULT_ITERATIONS = 5_000;
 export const WARMUP_ITERATIONS = 300;
 /** Bounds of getting the pcscd row ready. */
-const PCSCD_START_BOUND_MS = 10_000;
-const CARD_SEEN_BOUND_MS = 10_000;
-const POLL_MS = 100;
 
 const SELECT = fromHex('00A4040C09F068696C7444494147');
 const PING = fromHex('80100000');
@@ -56,10 +51,6 @@ export interface PcscLatencyOptions {
   print?: (line: string) => void;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 async function mean(iterations: number, roundTrip: () => Promise<unknown>): Promise<number> {
   for (let i = 0; i < WARMUP_ITERATIONS; i++) await roundTrip();
   const start = process.hrtime.bigint();
@@ -76,65 +67,12 @@ async function expectOk(ch: CardChannel, apdu: Uint8Array): Promise<void> {
   if (toHex(r.subarray(r.length - 2)) !== '9000') throw new Error(`${toHex(apdu)} answered ${toHex(r)}`);
 }
 
-/** Runs `body` with a pcscd answering: the one running, or one started for the bench (root only). */
-async function withPcscd<T>(body: () => Promise<T>): Promise<T | string> {
-  const binding = loadPcscBinding();
-  const up = (): boolean => {
-    try {
-      establishContext(binding).close();
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  let child: ChildProcess | null = null;
-  if (!up()) {
-    if (process.getuid?.() !== 0) return 'no pcscd running (start it with `pcscd`), and starting one needs root';
-    child = spawn('pcscd', ['-f'], { stdio: 'ignore' });
-    const deadline = Date.now() + PCSCD_START_BOUND_MS;
-    while (!up()) {
-      if (Date.now() > deadline || child.exitCode !== null) {
-        child.kill('SIGKILL');
-        return `pcscd did not start within ${PCSCD_START_BOUND_MS} ms`;
-      }
-      await sleep(POLL_MS);
-    }
-  }
-  try {
-    return await body();
-  } finally {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child?.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
-  }
-}
-
 async function pcscRows(reader: string, port: number, iterations: number): Promise<{ ping: number; echo: number } | string> {
-  const card = newCard();
-  const client = new VpcdCardClient(card.os, { port, logger: quiet });
-  client.insertCard();
-  let ch: PcscChannel | null = null;
-  try {
-    const deadline = Date.now() + CARD_SEEN_BOUND_MS;
-    for (;;) {
-      try {
-        ch = await PcscChannel.open(reader);
-        break;
-      } catch (e) {
-        if (Date.now() > deadline) return `no card seen in "${reader}" (vpcd port ${port}) within ${CARD_SEEN_BOUND_MS} ms: ${(e as Error).message}`;
-        await sleep(POLL_MS);
-      }
-    }
-    const channel = ch;
+  return withPcscCard(newCard().os, reader, port, async (channel) => {
     await expectOk(channel, SELECT);
     await expectOk(channel, ECHO_255);
     return { ping: await mean(iterations, () => channel.transmit(PING)), echo: await mean(Math.ceil(iterations / 5), () => channel.transmit(ECHO_255)) };
-  } finally {
-    await ch?.close();
-    await client.close();
-  }
+  });
 }
 
 async function vpcdRows(iterations: number): Promise<{ ping: number; echo: number }> {

@@ -16,7 +16,6 @@
  *
  * Run: `npm run build && node dist/bench/purse.js [purchases]`, or runPurseBench().
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,8 +27,7 @@ import type { CardChannel } from '../src/reader/channel.js';
 import { withGetResponse } from '../src/reader/get-response.js';
 import { openScp03 } from '../src/reader/scp03.js';
 import { VpcdServer } from '../src/reader/vpcd-server.js';
-import { PcscChannel } from '../src/reader/pcsc.js';
-import { establishContext, loadPcscBinding } from '../src/reader/pcsc-binding.js';
+import { CARD_SEEN_BOUND_MS, quietLogger as quiet, withPcscCard, withPcscd } from './pcsc-stack.js';
 import { testStaticKeys } from '../src/crypto/diversify.js';
 import { testPurseMasterKey } from '../src/crypto/purse-certificate.js';
 import { zeroize } from '../src/util/bytes.js';
@@ -39,11 +37,6 @@ import { openPurseJournal, purchase, purseTerminalConfig } from '../src/terminal
 export const DEFAULT_PURCHASES = 200;
 export const WARMUP_PURCHASES = 10;
 const AMOUNT = 1;
-/** Bounds of getting the pcscd row ready. */
-const PCSCD_START_BOUND_MS = 10_000;
-const CARD_SEEN_BOUND_MS = 10_000;
-const POLL_MS = 100;
-const quiet = { info: () => undefined, warn: () => undefined };
 
 export interface PurseBenchRow {
   path: string;
@@ -62,10 +55,6 @@ export interface PurseBenchOptions {
   reader?: string;
   port?: number;
   print?: (line: string) => void;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** A channel that counts what crosses it. */
@@ -151,67 +140,9 @@ async function vpcdRow(purchases: number): Promise<{ apdus: number; meanMs: numb
   }
 }
 
-/** Runs `body` with a pcscd answering: the one running, or one started for the bench (root only). */
-async function withPcscd<T>(body: () => Promise<T>): Promise<T | string> {
-  let binding: ReturnType<typeof loadPcscBinding>;
-  try {
-    binding = loadPcscBinding();
-  } catch (e) {
-    return (e as Error).message;
-  }
-  const up = (): boolean => {
-    try {
-      establishContext(binding).close();
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  let child: ChildProcess | null = null;
-  if (!up()) {
-    if (process.getuid?.() !== 0) return 'no pcscd running (start it with `pcscd`), and starting one needs root';
-    child = spawn('pcscd', ['-f'], { stdio: 'ignore' });
-    const deadline = Date.now() + PCSCD_START_BOUND_MS;
-    while (!up()) {
-      if (Date.now() > deadline || child.exitCode !== null) {
-        child.kill('SIGKILL');
-        return `pcscd did not start within ${PCSCD_START_BOUND_MS} ms`;
-      }
-      await sleep(POLL_MS);
-    }
-  }
-  try {
-    return await body();
-  } finally {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child?.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
-  }
-}
-
 async function pcscdRow(reader: string, port: number, purchases: number): Promise<{ apdus: number; meanMs: number } | string> {
   const card = await benchCard(purchases);
-  const client = new VpcdCardClient(card.os, { port, logger: quiet });
-  client.insertCard();
-  let ch: PcscChannel | null = null;
-  try {
-    const deadline = Date.now() + CARD_SEEN_BOUND_MS;
-    for (;;) {
-      try {
-        ch = await PcscChannel.open(reader);
-        break;
-      } catch (e) {
-        if (Date.now() > deadline) return `no card seen in "${reader}" (vpcd port ${port}) within ${CARD_SEEN_BOUND_MS} ms: ${(e as Error).message}`;
-        await sleep(POLL_MS);
-      }
-    }
-    return await measure(withGetResponse({ reissueOn6C: false })(ch), purchases);
-  } finally {
-    await ch?.close();
-    await client.close();
-  }
+  return withPcscCard(card.os, reader, port, (ch) => measure(withGetResponse({ reissueOn6C: false })(ch), purchases));
 }
 
 export async function runPurseBench(options: PurseBenchOptions = {}): Promise<PurseBenchRow[]> {

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { PcscChannel } from '../src/reader/pcsc.js';
 import { establishContext, loadPcscBinding } from '../src/reader/pcsc-binding.js';
 import { VpcdCardClient } from '../emulator/vpcd/client.js';
+import { SILENT_LOGGER } from '../src/util/logger.js';
 import type { CardOs } from '../emulator/os/card-os.js';
 
 /** Bounds of getting the pcscd row ready. */
@@ -15,7 +16,7 @@ export const PCSCD_START_BOUND_MS = 10_000;
 export const CARD_SEEN_BOUND_MS = 10_000;
 const POLL_MS = 100;
 
-export const quietLogger = { info: (): void => undefined, warn: (): void => undefined };
+export const quietLogger = SILENT_LOGGER;
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

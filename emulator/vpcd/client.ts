@@ -32,6 +32,7 @@ import { ChannelClosedError, CardRemovedError, HiltError, TimeoutError } from '.
 import { assertInt } from '../../src/util/assert.js';
 import { toHex } from '../../src/util/bytes.js';
 import { resolveQuickAck, type QuickAck, type QuickAckSetting } from '../../src/util/quickack.js';
+import { stderrWarnings, type Logger } from '../../src/util/logger.js';
 
 /** Port of pcscd's vpcd driver (0x8C7B), the vsmartcard and jCardSim default. */
 export const VPCD_DEFAULT_PORT = 35963;
@@ -53,17 +54,10 @@ export const MAX_QUEUED_FRAMES = 32;
 /** Answered when the card fails (rejects or returns something that is not an R-APDU): no precise diagnosis. */
 const SW_NO_PRECISE_DIAGNOSIS = Uint8Array.of(0x6f, 0x00);
 
-export interface VpcdLogger {
-  info(message: string): void;
-  warn(message: string): void;
-}
+/** What the vpcd client logs through (src/util/logger.ts). */
+export type VpcdLogger = Logger;
 
-const stderrLogger: VpcdLogger = {
-  info: () => undefined,
-  warn: (message) => {
-    process.stderr.write(`hilt vpcd client: ${message}\n`);
-  },
-};
+const stderrLogger: VpcdLogger = stderrWarnings('hilt vpcd client');
 
 export interface VpcdCardClientOptions {
   host?: string;

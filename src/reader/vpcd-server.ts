@@ -42,6 +42,7 @@ import {
 import { assertBytes, assertInt } from '../util/assert.js';
 import { concatBytes, toSpacedHex } from '../util/bytes.js';
 import { resolveQuickAck, type QuickAck, type QuickAckSetting } from '../util/quickack.js';
+import { stderrWarnings, type Logger } from '../util/logger.js';
 
 /** The vpcd port pcscd's driver uses (0x8C7B); pass port 0 for an ephemeral one. */
 export const VPCD_SERVER_DEFAULT_PORT = 35963;
@@ -62,17 +63,10 @@ export class NoCardError extends HiltError {
   }
 }
 
-export interface VpcdLogger {
-  info(message: string): void;
-  warn(message: string): void;
-}
+/** What the vpcd server logs through (src/util/logger.ts). */
+export type VpcdLogger = Logger;
 
-const stderrLogger: VpcdLogger = {
-  info: () => undefined,
-  warn: (message) => {
-    process.stderr.write(`hilt vpcd server: ${message}\n`);
-  },
-};
+const stderrLogger: VpcdLogger = stderrWarnings('hilt vpcd server');
 
 export interface VpcdServerOptions {
   /** Default 127.0.0.1. Use 0.0.0.0 to accept cards from other machines. */

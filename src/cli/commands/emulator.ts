@@ -30,6 +30,7 @@ import { testStaticKeys, TEST_KEYS_LABEL } from '../../crypto/diversify.js';
 import { PURSE_U32_MAX, testPurseMasterKey } from '../../crypto/purse-certificate.js';
 import { zeroize } from '../../util/bytes.js';
 import { currencyByAlpha, formatAmount } from '../../terminal/purse/currency.js';
+import { warningsTo } from '../../util/logger.js';
 
 interface EmulatorOptions {
   vpcd?: Endpoint;
@@ -174,7 +175,7 @@ async function runEmulator(opts: EmulatorOptions, ctx: CliContext): Promise<void
     const client = new VpcdCardClient(card.os, {
       host: endpoint.host,
       port,
-      logger: { info: () => undefined, warn: (m) => ctx.io.err(`hilt emulator: card ${i}: ${m}`) },
+      logger: warningsTo((line) => ctx.io.err(line), `hilt emulator: card ${i}`),
     });
     client.on('connected', () => say('inserted', { card: i, port }, `card ${i} (serial ${toHex(serial)}) in reader ${endpoint.host}:${port}`));
     client.on('disconnected', (reason) => say('removed', { card: i, port, reason }, `card ${i} out of reader ${endpoint.host}:${port} (${reason})`));

@@ -16,6 +16,7 @@ import { openMonitor, type ReaderSelection } from '../../reader/select.js';
 import type { MonitorEvent } from '../../reader/events.js';
 import { SmartcardList } from '../../reader/smartcard-list.js';
 import { toHex, toSpacedHex } from '../../util/bytes.js';
+import { warningsTo } from '../../util/logger.js';
 
 interface MonitorOptions {
   reader?: ReaderSelection;
@@ -70,7 +71,7 @@ export const registerMonitor: RegisterCommand = (program, ctx) => {
     .option('--json', 'print one JSON object per event (JSON lines)')
     .action(async (opts: MonitorOptions) => {
       const handle = await openMonitor(opts.reader, {
-        vpcdLogger: { info: () => undefined, warn: (m) => ctx.io.err(`hilt: vpcd: ${m}`) },
+        vpcdLogger: warningsTo((line) => ctx.io.err(line), 'hilt: vpcd'),
       });
       const stop = (): void => {
         void handle.close();

@@ -15,6 +15,7 @@ import { SmartcardList } from '../../reader/smartcard-list.js';
 import { parseAtr } from '../../apdu/atr.js';
 import { DecodeError } from '../../util/errors.js';
 import { toSpacedHex } from '../../util/bytes.js';
+import { warningsTo } from '../../util/logger.js';
 
 interface ReadersOptions {
   reader?: ReaderSelection;
@@ -84,7 +85,7 @@ export const registerReaders: RegisterCommand = (program, ctx) => {
       const readers = await listReaders(opts.reader, {
         probeProtocol: opts.probe,
         waitMs: opts.wait,
-        vpcdLogger: { info: () => undefined, warn: (m) => ctx.io.err(`hilt: vpcd: ${m}`) },
+        vpcdLogger: warningsTo((line) => ctx.io.err(line), 'hilt: vpcd'),
       });
       const names = new SmartcardList();
       const rows = await Promise.all(

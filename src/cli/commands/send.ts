@@ -24,6 +24,7 @@ import { MAX_EXTENDED_NC } from '../../apdu/command.js';
 import { describeSw, swMatches, StatusWordError } from '../../apdu/sw.js';
 import { BadInputError } from '../../util/errors.js';
 import { fromHex, hexWord, toSpacedHex } from '../../util/bytes.js';
+import { warningsTo } from '../../util/logger.js';
 
 /** The options of every command that talks to a card. */
 export interface CardCommandOptions {
@@ -114,7 +115,7 @@ export async function openCardSession(opts: CardCommandOptions, ctx: CliContext,
       share: opts.share,
       protocol: opts.protocol,
       waitMs: opts.wait,
-      vpcdLogger: { info: () => undefined, warn: (m) => ctx.io.err(`hilt: vpcd: ${m}`) },
+      vpcdLogger: warningsTo((line) => ctx.io.err(line), 'hilt: vpcd'),
     });
   } catch (e) {
     closeTrace();

@@ -25,7 +25,7 @@
  *                amount differing, or a reversal of an advice (a certified purse transaction is
  *                final: refund instead) → 12.
  *   0300 → 0310  negative card file: version 0 → a snapshot; an older version → the delta from it
- *                (net changes); the current one → "up to date"; a version the host never issued → 25.
+ *                (net changes per card: listed, unlisted, or listed with another reason); the current one → "up to date"; a version the host never issued → 25.
  *                In chunks of one field 63 each; a chunk number past the end → 12.
  *   0500 → 0510  reconciliation: the host's totals over the terminal's reader sequence range and
  *                currency; 00 when they equal the terminal's, 95 otherwise (recorded either way).
@@ -774,15 +774,18 @@ export class IssuerHost implements ProviderHost {
       const rows = this.sql('SELECT serial, reason FROM negative_cards ORDER BY serial').all() as { serial: string; reason: string }[];
       return { kind: 'snapshot', to, changes: rows.map((x) => ({ action: 'add', serial: fromHex(x.serial), reason: x.reason })) };
     }
+    // Net change per card touched since `from`: its entry then (listed, with which reason) against now.
+    // A card listed then and now with another reason is an add (the terminal replaces the reason).
     const touched = this.sql('SELECT DISTINCT serial FROM negative_changes WHERE version > ? ORDER BY serial').pluck().all(from) as string[];
-    const stateAt = this.sql('SELECT action FROM negative_changes WHERE serial = ? AND version <= ? ORDER BY version DESC, id DESC LIMIT 1').pluck();
+    const stateAt = this.sql('SELECT action, reason FROM negative_changes WHERE serial = ? AND version <= ? ORDER BY version DESC, id DESC LIMIT 1');
     const current = this.sql('SELECT reason FROM negative_cards WHERE serial = ?').pluck();
     const changes: NegativeListChange[] = [];
     for (const s of touched) {
-      const before = stateAt.get(s, from) === 'add';
+      const then = stateAt.get(s, from) as { action: 'add' | 'remove'; reason: string | null } | undefined;
+      const before = then?.action === 'add' ? (then.reason ?? '') : undefined;
       const reason = current.get(s) as string | undefined;
-      if (before && reason === undefined) changes.push({ action: 'remove', serial: fromHex(s) });
-      else if (!before && reason !== undefined) changes.push({ action: 'add', serial: fromHex(s), reason });
+      if (before !== undefined && reason === undefined) changes.push({ action: 'remove', serial: fromHex(s) });
+      else if (reason !== undefined && reason !== before) changes.push({ action: 'add', serial: fromHex(s), reason });
     }
     return { kind: 'delta', to, changes };
   }
@@ -852,7 +855,10 @@ export class IssuerHost implements ProviderHost {
     return { version: this.negativeVersion(), cards: rows.map((r) => ({ serial: r.serial, reason: r.reason, addedVersion: r.added_version })) };
   }
 
-  /** One edit of the negative card file: a new version when anything changes. BadInputError on bad input. */
+  /**
+   * One edit of the negative card file: a new version when anything changes (a card added, removed,
+   * or re-added with another reason, which replaces its reason). BadInputError on bad input.
+   */
   editNegativeCards(edit: NegativeEdit): NegativeEditResult {
     if (typeof edit !== 'object' || edit === null) throw new BadInputError('expected { add?: [{ serial, reason }], remove?: [serial] }');
     const add = edit.add ?? [];
@@ -883,8 +889,10 @@ export class IssuerHost implements ProviderHost {
       let removed = 0;
       const log = this.sql('INSERT INTO negative_changes (version, action, serial, reason, at) VALUES (?, ?, ?, ?, ?)');
       for (const a of adds) {
-        if (this.blocked(a.serial)) continue;
-        this.sql('INSERT INTO negative_cards (serial, reason, added_version) VALUES (?, ?, ?)').run(a.serial, a.reason, next);
+        const listed = this.sql('SELECT reason FROM negative_cards WHERE serial = ?').pluck().get(a.serial) as string | undefined;
+        if (listed === a.reason) continue; // no change
+        // New, or listed with another reason: the reason is replaced (a change terminals must get).
+        this.sql('INSERT INTO negative_cards (serial, reason, added_version) VALUES (?, ?, ?) ON CONFLICT (serial) DO UPDATE SET reason = excluded.reason, added_version = excluded.added_version').run(a.serial, a.reason, next);
         log.run(next, 'add', a.serial, a.reason, now);
         added++;
       }

@@ -11,6 +11,7 @@ import { registerTlv } from './tlv.js';
 import { registerEmulator } from './emulator.js';
 import { registerJournal } from './journal.js';
 import { registerPay } from './pay.js';
+import { registerLoad } from './load.js';
 import { registerBalance } from './balance.js';
 import { registerHosts } from './hosts.js';
 import { registerDemo } from './demo.js';
@@ -26,6 +27,7 @@ export const commands: RegisterCommand[] = [
   registerTlv,
   registerEmulator,
   registerPay,
+  registerLoad,
   registerBalance,
   registerHosts,
   registerJournal,

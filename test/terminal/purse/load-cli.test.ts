@@ -1,0 +1,120 @@
+/**
+ * `hilt load` through the CLI entry: the emulator's purse card on hilt's own vpcd reader (loopback,
+ * no pcscd), the real mock hosts (gateway, reader registry, issuer, admin API) on ephemeral ports.
+ * A load with a receipt and its advice delivered (the issuer's shadow balance follows), --json, a
+ * purchase after it, declines and refusals as one line, a gateway that is not there, usage errors.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import type { LoadReport } from '../../../src/cli/commands/load.js';
+import type { BalanceReport } from '../../../src/cli/commands/balance.js';
+import { adminGet, adminPost, issueCode, startHosts, type RunningHosts } from '../../hostlink/uplink/real-hosts.js';
+import { tempDir } from './helpers.js';
+import { freePort, hilt, startEmulator } from './cli-helpers.js';
+
+const SERIAL = '48494C5400000001';
+
+describe('hilt load', () => {
+  const tmp = tempDir('hilt-load-cli-');
+  const db = join(tmp.dir, 'journal', 'terminal.db');
+  let hosts: RunningHosts;
+  let emulator: Awaited<ReturnType<typeof startEmulator>>;
+  let reader: string;
+  let gateway: string;
+  let code: string;
+  const load = (amount: string, ...more: string[]) => hilt(['load', amount, '--reader', reader, '--db', db, '--gateway', gateway, ...more]);
+  const lines = (err: string[]) => err.filter((l) => !l.includes('TEST KEYS'));
+
+  beforeAll(async () => {
+    hosts = await startHosts({ dir: join(tmp.dir, 'hosts') });
+    gateway = `127.0.0.1:${hosts.gatewayPort}`;
+    code = await issueCode(hosts, 'TERM0001', 'R-01');
+    const port = await freePort();
+    reader = `vpcd://127.0.0.1:${port}`;
+    emulator = await startEmulator(['--purse', '--balance', '5000', '--vpcd', `127.0.0.1:${port}`, '--image', join(tmp.dir, 'card.img')]);
+  });
+  afterAll(async () => {
+    const r = await emulator.stop();
+    await hosts.close();
+    tmp.remove();
+    expect(r.code, r.err.join('\n')).toBe(0);
+  });
+
+  it('enrols the reader, loads, prints the receipt, and delivers the advice: the issuer shadows the balance', async () => {
+    const r = await load('2000', '--enrolment-code', code);
+    expect(r.code, r.err.join('\n')).toBe(0);
+    expect(r.out).toContain('=== e-money load: RECEIPT ===');
+    expect(r.out).toMatch(/terminal\s+TERM0001 \(reader R-01\)/);
+    expect(r.out).toMatch(/reader seq\s+1\n/);
+    expect(r.out).toMatch(new RegExp(`card\\s+${SERIAL}`));
+    expect(r.out).toMatch(/card counter\s+2\n/);
+    expect(r.out).toMatch(/amount loaded\s+JPY 2,000/);
+    expect(r.out).toMatch(/balance before\s+JPY 5,000/);
+    expect(r.out).toMatch(/balance after\s+JPY 7,000/);
+    expect(r.out).toMatch(/issuer reference\s+\d{12}\n/);
+    expect(r.out).toMatch(/authorization\s+\d{6}\n/);
+    expect(r.out).toMatch(/certificate\s+[0-9A-F]{32}/);
+    expect(r.out).toMatch(/journal row\s+1 \(complete, advice delivered to the issuer\)/);
+    expect(r.err.join('\n')).toMatch(/TEST KEYS.*host MAC key/);
+    expect(await adminGet(hosts, `/cards/${SERIAL}`)).toMatchObject({ balance: 7000, lastCounter: 2, records: 1 });
+  });
+
+  it('--json; a purchase after it; the card log holds both', async () => {
+    const r = await load('1000', '--json');
+    expect(r.code, r.err.join('\n')).toBe(0);
+    const report = JSON.parse(r.out) as LoadReport;
+    expect(report).toMatchObject({ gateway, advice: 'delivered', recovered: [] });
+    expect(report.receipt).toMatchObject({ readerSeq: 2, counter: 3, amount: 1000, balanceBefore: 7000, balanceAfter: 8000, currency: 'JPY' });
+    const p = await hilt(['pay', '500', '--reader', reader, '--db', db]);
+    expect(p.code, p.err.join('\n')).toBe(0);
+    const b = await hilt(['balance', '--reader', reader, '--json']);
+    const bal = JSON.parse(b.out) as BalanceReport;
+    expect(bal.balance).toBe(7500);
+    expect(bal.log.slice(0, 3).map((e) => [e.type, e.amount, e.terminalId, e.terminalSequence])).toEqual([
+      ['debit', 500, 'TERM0001', 3],
+      ['load', 1000, 'TERM0001', 2],
+      ['load', 2000, 'TERM0001', 1],
+    ]);
+    // The purchase's advice goes with the next load (or hilt uplink); --no-forward leaves this one queued.
+    const q = await load('100', '--json', '--no-forward');
+    expect(q.code, q.err.join('\n')).toBe(0);
+    expect((JSON.parse(q.out) as LoadReport).advice).toBe('queued');
+  });
+
+  it('declined by the issuer, refused by the terminal: one line, exit code 1, nothing loaded', async () => {
+    await adminPost(hosts, '/negative-cards', { add: [{ serial: SERIAL, reason: 'lost' }] });
+    const d = await load('100');
+    expect({ code: d.code, out: d.out, lines: lines(d.err) }).toEqual({
+      code: 1,
+      out: '',
+      lines: [expect.stringMatching(/^hilt: declined by the issuer: 14 .*\(journal row \d+, reader seq \d+: failed, nothing loaded\)$/)],
+    });
+    await adminPost(hosts, '/negative-cards', { remove: [SERIAL] });
+    // The emulator's purse holds at most 100,000.
+    const m = await load('99000');
+    expect({ code: m.code, lines: lines(m.err) }).toEqual({ code: 1, lines: [expect.stringMatching(/^hilt: refused \(max-balance\): JPY 99,000 on top of the balance JPY 7,600/)] });
+    const b = await hilt(['balance', '--reader', reader, '--json']);
+    expect((JSON.parse(b.out) as BalanceReport).balance).toBe(7600);
+  });
+
+  it('no gateway there: the row fails, nothing loaded', async () => {
+    const nobody = `127.0.0.1:${await freePort()}`;
+    const r = await hilt(['load', '300', '--reader', reader, '--db', db, '--gateway', nobody, '--timeout', '500']);
+    expect(r.code).toBe(1);
+    expect(lines(r.err)).toEqual([expect.stringMatching(/^hilt: no load authorization from the issuer \(.*\): journal row \d+ \(reader seq \d+\) failed, nothing loaded$/)]);
+    const b = await hilt(['balance', '--reader', reader, '--json']);
+    expect((JSON.parse(b.out) as BalanceReport).balance).toBe(7600);
+  });
+
+  it('usage errors exit 2', async () => {
+    const r = await load('12.5');
+    expect(r.code).toBe(2);
+    expect(lines(r.err)).toEqual([expect.stringMatching(/^hilt: amount: JPY has 0 decimal place\(s\)/)]);
+    const k = await load('10', '--mac-key', '0011');
+    expect(k.code).toBe(2);
+    expect(lines(k.err).at(-1)).toMatch(/--mac-key: expected 16 to 32 bytes/);
+    const g = await load('10', '--gateway', 'nowhere');
+    expect(g.code).toBe(2);
+    expect(lines(g.err).at(-1)).toMatch(/--gateway: expected host:port/);
+  });
+});

@@ -5,7 +5,10 @@
  *
  * The MAC key is the terminal's own key (deriveTerminalKey(master, 'mac', terminalId, keyVersion),
  * computed by the host from its master and injected into the terminal at personalisation); the
- * uplink never sees a master key.
+ * uplink never sees a master key. The key-encryption key (KEK) is injected the same way
+ * (deriveTerminalKey(kekMaster, 'kek', terminalId, KEK version 1)); a key change (0800 161) needs it
+ * to unwrap the new MAC key, nothing else uses it. After a key change the uplink store's key
+ * outranks the configured one (keys.ts).
  */
 import { BadInputError } from '../../util/errors.js';
 import { assertBytes, assertInt } from '../../util/assert.js';
@@ -66,6 +69,8 @@ export interface UplinkConfigInput {
   macKey: Uint8Array;
   /** Field 53; default DEFAULT_KEY_VERSION. */
   keyVersion?: number;
+  /** The terminal's key-encryption key (16, 24 or 32 bytes): needed by a key change only. */
+  kek?: Uint8Array;
   /** Field 24 (destination host the gateway routes to), when the gateway needs it. */
   nii?: number;
   requestTimeoutMs?: number;
@@ -80,6 +85,7 @@ export interface UplinkConfig {
   readonly port: number;
   readonly macKey: Uint8Array;
   readonly keyVersion: number;
+  readonly kek: Uint8Array | undefined;
   readonly nii: number | undefined;
   readonly requestTimeoutMs: number;
   readonly connectTimeoutMs: number;
@@ -104,6 +110,7 @@ export function uplinkConfig(input: UplinkConfigInput): UplinkConfig {
   assertBytes(input.macKey, 'macKey', [16, 24, 32]);
   const keyVersion = input.keyVersion ?? DEFAULT_KEY_VERSION;
   assertInt(keyVersion, 'keyVersion', 1, 255);
+  if (input.kek !== undefined) assertBytes(input.kek, 'kek', [16, 24, 32]);
   if (input.nii !== undefined) assertInt(input.nii, 'nii', 0, 999);
   const requestTimeoutMs = input.requestTimeoutMs ?? DEFAULT_UPLINK_REQUEST_TIMEOUT_MS;
   assertInt(requestTimeoutMs, 'requestTimeoutMs', 1, 600_000);
@@ -117,6 +124,7 @@ export function uplinkConfig(input: UplinkConfigInput): UplinkConfig {
     port: input.port,
     macKey: input.macKey.slice(),
     keyVersion,
+    kek: input.kek === undefined ? undefined : input.kek.slice(),
     nii: input.nii,
     requestTimeoutMs,
     connectTimeoutMs,

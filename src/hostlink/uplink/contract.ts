@@ -1,6 +1,6 @@
 /**
- * What the uplink needs from the terminal's journal (src/terminal/journal): the outbox and the
- * negative card file, nothing else. Types only: the host link layer sits below the terminal layer
+ * What the uplink needs from the terminal's journal (src/terminal/journal): the outbox, the
+ * negative card file, and for reconciliation its reader sequence and value totals, nothing else. Types only: the host link layer sits below the terminal layer
  * and never loads the journal's code; the terminal hands its Journal in, which has this shape.
  *
  * Behaviour the uplink relies on (journal.ts states it in full):
@@ -19,6 +19,7 @@ import type {
   NegativeDeltaResult,
   NegativeEntryInput,
   OutboundEntry,
+  ValueTotal,
 } from '../../terminal/journal/index.js';
 
 export type {
@@ -31,6 +32,7 @@ export type {
   OutboundEntry,
   OutboundRecord,
   TransactionRecord,
+  ValueTotal,
 } from '../../terminal/journal/index.js';
 
 export interface UplinkJournal {
@@ -48,4 +50,8 @@ export interface UplinkJournal {
   applyNegativeDelta(delta: NegativeDelta): NegativeDeltaResult;
   replaceNegativeList(version: number, entries: readonly NegativeEntryInput[]): NegativeDeltaResult;
   get(id: number): JournalRow | null;
+  /** The last reader sequence number handed out (0 before the first), null without identity. */
+  lastReaderSequence(): number | null;
+  /** Value moved (complete, recovered) per currency and type over reader sequences first..last (reconcile.ts). */
+  valueTotals(firstSeq: number, lastSeq: number): ValueTotal[];
 }

@@ -12,6 +12,7 @@
  */
 import { HiltError } from '../../util/errors.js';
 import { RC } from '../messages.js';
+import type { ReversalRecord } from './store.js';
 
 export type ReaderRefusal = 'blocked' | 'unknown' | 'bad-code' | 'bad-signature';
 
@@ -41,5 +42,27 @@ export class UplinkError extends HiltError {
   constructor(reason: UplinkErrorReason, message: string, options?: { cause?: unknown }) {
     super(reason === 'protocol' ? 'PROTOCOL' : 'BAD_INPUT', message, options);
     this.reason = reason;
+  }
+}
+
+/**
+ * A load authorization (0200) went out and no answer came back (timeout, connection lost, an answer
+ * that does not parse): the issuer may have approved it. The uplink has recorded its reversal
+ * (`reversal`: its state after the first attempt, 'pending' until the host answers it) and retries
+ * it until answered. Do not send LOAD; fail the journal row. `code` is the cause's (TIMEOUT,
+ * CHANNEL_CLOSED, PROTOCOL...).
+ */
+export class LoadInDoubtError extends HiltError {
+  readonly transactionId: number;
+  readonly reversal: ReversalRecord;
+  constructor(transactionId: number, reversal: ReversalRecord, cause: unknown) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super(
+      cause instanceof HiltError ? cause.code : 'TIMEOUT',
+      `load authorization of journal row ${transactionId} (reader sequence ${reversal.readerSeq}) got no answer (${why}): do not load; its reversal is ${reversal.status === 'pending' ? 'pending (retried until the host answers)' : reversal.status}`,
+      { cause },
+    );
+    this.transactionId = transactionId;
+    this.reversal = reversal;
   }
 }

@@ -172,7 +172,7 @@ export async function forwardOutbox(o: ForwarderOptions): Promise<ForwarderStats
     const issuerReference = record.type === 'load' ? store.loadAuthorization(record.readerSeq)?.issuerReference : undefined;
     const input = adviceInputOf(record, { terminalId: config.terminalId, utcOffsetMinutes: journal.dayOffsetMinutes, issuerReference });
     try {
-      adviceRequest({ terminalId: config.terminalId, readerId: config.readerId, stan: record.readerSeq, at: new Date(clock()), keyVersion: config.keyVersion }, input);
+      adviceRequest({ terminalId: config.terminalId, readerId: config.readerId, stan: record.readerSeq, at: new Date(clock()), keyVersion: link.keys?.version ?? config.keyVersion }, input);
     } catch (e) {
       throw new UplinkError('unsendable', `journal record of reader sequence ${record.readerSeq} cannot go to the host: ${(e as Error).message}`, { cause: e });
     }

@@ -28,6 +28,11 @@ export class UplinkLink {
     return this.options.config;
   }
 
+  /** The MAC key sessions sign with, when the link was given one. */
+  get keys(): UplinkSessionOptions['keys'] {
+    return this.options.keys;
+  }
+
   /** The uplink state file sessions use. */
   get store(): UplinkSessionOptions['store'] {
     return this.options.store;

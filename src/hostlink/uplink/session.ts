@@ -31,6 +31,7 @@ import { MAX_CHALLENGE_RETRIES, MAX_SIGN_ON_RETRIES, MAX_WINDOW, type UplinkConf
 import { readerKeyPair, type ReaderKeyPair } from './identity.js';
 import { READER_REFUSALS, ReaderRefusedError, UplinkError } from './errors.js';
 import type { UplinkStore } from './store.js';
+import { MacKeyRing } from './keys.js';
 import { BadInputError } from '../../util/errors.js';
 
 export interface UplinkSessionOptions {
@@ -40,6 +41,8 @@ export interface UplinkSessionOptions {
   enrolmentCode?: string;
   /** Milliseconds since the epoch, for field 7; default Date.now. */
   clock?: () => number;
+  /** The MAC key and its version (keys.ts); default the configuration's. A key change updates it in place. */
+  keys?: MacKeyRing;
 }
 
 /** Requests the channel lets wait at once: the forwarder's window plus a sign-on and an echo. */
@@ -64,12 +67,15 @@ export class UplinkSession {
   private readonly store: UplinkStore;
   private readonly enrolmentCode: string | undefined;
   private readonly clock: () => number;
+  /** The MAC key and version this session signs with (shared with the link: a key change applies at once). */
+  readonly keys: MacKeyRing;
   private signOns = 0;
   /** The sign-on under way: requests that meet 76 together wait for one sign-on, not one each. */
   private signingOn: Promise<void> | null = null;
 
-  private constructor(channel: IsoChannel, o: UplinkSessionOptions) {
+  private constructor(channel: IsoChannel, o: UplinkSessionOptions, keys: MacKeyRing) {
     this.channel = channel;
+    this.keys = keys;
     this.config = o.config;
     this.store = o.store;
     this.enrolmentCode = o.enrolmentCode;
@@ -83,15 +89,16 @@ export class UplinkSession {
       throw new UplinkError('identity', `the uplink store ${o.store.path} belongs to ${o.store.terminalId}/${o.store.readerId}, not ${o.config.terminalId}/${o.config.readerId}`);
     }
     const { config } = o;
+    const keys = o.keys ?? new MacKeyRing(config.terminalId, config.keyVersion, config.macKey, 'configured');
     const channel = await connectIsoChannel({
       host: config.host,
       port: config.port,
       connectTimeoutMs: config.connectTimeoutMs,
       requestTimeoutMs: config.requestTimeoutMs,
       maxInFlight: SESSION_MAX_IN_FLIGHT,
-      macKey: (m) => (m.terminalId() === config.terminalId && m.keyVersion() === config.keyVersion ? config.macKey : undefined),
+      macKey: (m) => keys.keyFor(m.terminalId(), m.keyVersion()),
     });
-    const session = new UplinkSession(channel, o);
+    const session = new UplinkSession(channel, o, keys);
     try {
       await session.signOn();
     } catch (e) {
@@ -118,7 +125,7 @@ export class UplinkSession {
 
   /** The common fields of a request with STAN `stan`. */
   header(stan: number): RequestHeader {
-    const h: RequestHeader = { terminalId: this.config.terminalId, readerId: this.config.readerId, stan, at: new Date(this.clock()), keyVersion: this.config.keyVersion };
+    const h: RequestHeader = { terminalId: this.config.terminalId, readerId: this.config.readerId, stan, at: new Date(this.clock()), keyVersion: this.keys.version };
     if (this.config.nii !== undefined) h.nii = this.config.nii;
     return h;
   }

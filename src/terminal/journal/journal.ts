@@ -348,6 +348,15 @@ export interface NegativeDeltaResult {
   removed: number;
 }
 
+/** One line of valueTotals(): rows of one currency and type that moved value. */
+export interface ValueTotal {
+  currency: string;
+  type: TransactionType;
+  count: number;
+  /** Minor units. */
+  amount: number;
+}
+
 export interface JournalSummary {
   transactions: number;
   byStatus: Record<TransactionStatus, number>;
@@ -1096,6 +1105,25 @@ export class Journal {
   spentThisMonth(cardSerial: CardSerialInput, currency: string, month: MonthRef = this.clock()): number {
     const { fromMs, toMs: to } = monthRange(month, this.dayOffsetMinutes);
     return this.spent({ cardSerial, currency, fromMs, toMs: to });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reconciliation
+
+  /**
+   * What moved value (complete, recovered) among the rows with a reader sequence in first..last:
+   * count and sum of amounts per currency and type, ordered by currency then type. What the uplink's
+   * reconciliation (0500) compares with the host's books.
+   */
+  valueTotals(firstSeq: number, lastSeq: number): ValueTotal[] {
+    this.ensureOpen();
+    assertInt(firstSeq, 'first reader sequence', 0, Number.MAX_SAFE_INTEGER);
+    assertInt(lastSeq, 'last reader sequence', firstSeq, Number.MAX_SAFE_INTEGER);
+    const rows = this.sql(
+      `SELECT currency, type, count(*) AS n, coalesce(sum(amount), 0) AS total FROM transactions
+       WHERE reader_seq BETWEEN ? AND ? AND status IN ('complete', 'recovered') GROUP BY currency, type ORDER BY currency, type`,
+    ).all(firstSeq, lastSeq) as Array<{ currency: string; type: TransactionType; n: number; total: number }>;
+    return rows.map((r) => ({ currency: r.currency, type: r.type, count: r.n, amount: r.total }));
   }
 
   // -------------------------------------------------------------------------------------------

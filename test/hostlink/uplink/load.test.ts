@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import type { Journal } from '../../../src/terminal/journal/index.js';
-import type { Uplink } from '../../../src/hostlink/uplink/index.js';
+import { LoadInDoubtError, type Uplink } from '../../../src/hostlink/uplink/index.js';
 import { RC } from '../../../src/hostlink/messages.js';
 import { purseCardKey, testPurseMasterKey, verifyLoadCryptogram } from '../../../src/crypto/purse-certificate.js';
 import { fromHex } from '../../../src/util/bytes.js';
@@ -76,16 +76,21 @@ describe('load authorization', () => {
     await expect(u.authorizeLoad(id)).rejects.toMatchObject({ code: 'BAD_INPUT' });
   });
 
-  it('no answer: TimeoutError, nothing recorded; the next call works on a new session', async () => {
+  it('no answer: LoadInDoubtError (TIMEOUT), no authorization kept, its reversal recorded; the row is never authorized again', async () => {
     const { id, readerSeq } = journal.beginTransaction({ provider: PROVIDER, type: 'load', cardSerial: cardSerial(3), cardCounter: 0, amount: 100, currency: 'JPY' });
-    let silent = true;
-    host.hooks.load = () => (silent ? 'no-answer' : undefined);
-    await expect(u.authorizeLoad(id)).rejects.toMatchObject({ code: 'TIMEOUT' });
+    host.hooks.load = () => 'no-answer';
+    const e = await u.authorizeLoad(id, { reverseNow: false }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(LoadInDoubtError);
+    expect(e).toMatchObject({ code: 'TIMEOUT', transactionId: id, reversal: { readerSeq, status: 'pending', reason: 'no-answer', amount: 100, currency: '392' } });
     expect(u.store.loadAuthorization(readerSeq)).toBeNull();
-    silent = false;
-    const again = await u.authorizeLoad(id);
-    expect(again.approved).toBe(true);
-    expect(again.responseCode).toBe(RC.approved);
+    expect(u.store.authorizationSend(readerSeq)).toMatchObject({ sends: 1, responseCode: null });
+    expect(u.reversalOf(id)).toMatchObject({ status: 'pending', sends: 0 });
+    host.hooks.load = () => undefined;
+    await expect(u.authorizeLoad(id)).rejects.toMatchObject({ code: 'BAD_INPUT', message: expect.stringMatching(/reversed/) });
+    // The caller fails the row (no LOAD); a new load row is authorized on a new session.
+    journal.fail(id, { error: 'authorization in doubt: reversed' });
+    const next = journal.beginTransaction({ provider: PROVIDER, type: 'load', cardSerial: cardSerial(3), cardCounter: 0, amount: 100, currency: 'JPY' });
+    expect((await u.authorizeLoad(next.id)).approved).toBe(true);
     expect(host.connections).toBe(2);
   });
 

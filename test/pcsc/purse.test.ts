@@ -1,12 +1,13 @@
 /**
  * The e-money purse end to end through the real PC/SC stack: pcscd with the vsmartcard vpcd driver,
  * `hilt emulator --purse --cards 2 --balance …` as two issued purse cards in the harness's two vpcd
- * readers, and `hilt pay` / `hilt balance` / `hilt journal` through PcscChannel with
+ * readers, and `hilt pay` / `hilt load` / `hilt balance` / `hilt journal` through PcscChannel with
  * `--reader <reader name>`: purchases on both cards, balances, the card logs, the journal, the APDU
- * trace of one purchase (SCP03-wrapped READ STATUS and DEBIT on the wire).
+ * trace of one purchase (SCP03-wrapped READ STATUS and DEBIT on the wire), and a load authorized by
+ * the real mock hosts on loopback (0200, LOAD, the advices delivered).
  *
- * Assumes registerPay and registerBalance are listed in src/cli/commands/index.ts. Skipped, with the
- * reason in its title, where the PC/SC stack is not installed.
+ * Assumes registerPay, registerLoad and registerBalance are listed in src/cli/commands/index.ts.
+ * Skipped, with the reason in its title, where the PC/SC stack is not installed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,6 +17,9 @@ import { join } from 'node:path';
 import { captureIo, ensurePcscd, pcscStackMissing, runHilt, stopPcscd, waitForCardState, type CliResult, type PcscdInstance } from '../helpers/pcscd.js';
 import type { PayReport } from '../../src/cli/commands/pay.js';
 import type { BalanceReport } from '../../src/cli/commands/balance.js';
+import type { LoadReport } from '../../src/cli/commands/load.js';
+import { adminGet, countOnHost, issueCode, startHosts } from '../hostlink/uplink/real-hosts.js';
+import { Journal } from '../../src/terminal/journal/index.js';
 
 const SKIP = pcscStackMissing();
 
@@ -121,5 +125,35 @@ describe.skipIf(SKIP !== null)(`e-money purse through pcscd + vpcd + \`hilt emul
     expect(r.out).toBe('');
     expect(r.err.split('\n').filter((l) => l.startsWith('hilt: refused'))).toEqual([expect.stringMatching(/DEBIT answered 9401 amount above the balance/)]);
     expect((await balance(pcscd.readers[0])).balance).toBe(8240);
+  });
+
+  it('a load through pcscd, authorized by the mock issuer; the advices of the reader reach it once', async () => {
+    const hosts = await startHosts({ dir: join(dir, 'hosts') });
+    try {
+      const code = await issueCode(hosts, 'TERM0001', 'R-01');
+      const io = captureIo();
+      const gateway = `127.0.0.1:${hosts.gatewayPort}`;
+      const r = await runHilt(['load', '2000', '--reader', pcscd.readers[1], '--db', db, '--gateway', gateway, '--enrolment-code', code, '--json', '--trace'], {}, io);
+      expect(r.code, r.err).toBe(0);
+      const report = JSON.parse(r.out) as LoadReport;
+      expect(report.receipt).toMatchObject({ cardSerial: '48494C5400000002', counter: 3, amount: 2000, balanceBefore: 7000, balanceAfter: 9000 });
+      expect(report.advice).toBe('delivered');
+      const sent = io
+        .errText()
+        .split('\n')
+        .filter((l) => / > /.test(l))
+        .map((l) => / > ([0-9A-F]{4})/.exec(l)?.[1]);
+      expect(sent).toEqual(['00A4', '8050', '8482', '84B4', '8452']);
+      expect((await balance(pcscd.readers[1])).balance).toBe(9000);
+      expect(await adminGet(hosts, '/cards/48494C5400000002')).toMatchObject({ balance: 9000, lastCounter: 3 });
+      const journal = Journal.open(db, { readonly: true });
+      try {
+        expect(await countOnHost(hosts, journal)).toMatchObject({ lost: 0, appliedTwice: 0 });
+      } finally {
+        journal.close();
+      }
+    } finally {
+      await hosts.close();
+    }
   });
 });

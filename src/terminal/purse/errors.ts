@@ -16,6 +16,7 @@
 import { HiltError, type ErrorCode } from '../../util/errors.js';
 import { hexWord } from '../../util/bytes.js';
 import { purseSwText } from './protocol.js';
+import type { ReversalRecord } from '../../hostlink/uplink/store.js';
 
 /** Why the terminal's policy refused, one stable word each, with what it means. */
 export const REFUSAL_REASONS = {
@@ -134,16 +135,19 @@ export class LoadDeclinedError extends HiltError {
 /**
  * The load authorization got no usable answer (timeout, connection lost, the reader refused by the
  * host, an answer that breaks the exchange): the row failed, no LOAD was sent. The code is the
- * cause's (TIMEOUT, AUTH_FAILED, PROTOCOL, ...).
+ * cause's (TIMEOUT, AUTH_FAILED, PROTOCOL, ...). `reversal`: when the 0200 went out (the issuer may
+ * have approved it), the reversal the uplink recorded for it and its state; null when nothing went out.
  */
 export class IssuerUnavailableError extends HiltError {
   readonly journalId: number;
   readonly readerSeq: number;
-  constructor(journalId: number, readerSeq: number, cause: unknown) {
+  readonly reversal: ReversalRecord | null;
+  constructor(journalId: number, readerSeq: number, cause: unknown, reversal: ReversalRecord | null = null) {
     const code: ErrorCode = cause instanceof HiltError ? cause.code : 'PROTOCOL';
     const why = cause instanceof Error ? cause.message : String(cause);
     super(code, `no load authorization from the issuer (${why}): journal row ${journalId} (reader seq ${readerSeq}) failed, nothing loaded`, { cause });
     this.journalId = journalId;
     this.readerSeq = readerSeq;
+    this.reversal = reversal;
   }
 }

@@ -23,12 +23,17 @@
  * Outcomes:
  *   the issuer declines (0210 with a refusal)  → the row fails with the response code,
  *                                                LoadDeclinedError; no LOAD
- *   the issuer does not answer (timeout, link  → the row fails, IssuerUnavailableError; no LOAD. The
- *   lost, reader refused, broken answer)         issuer may have approved: the authorization is
- *                                                reversed (0400) through the reversal seam below
+ *   the issuer does not answer (timeout, link  → the row fails, IssuerUnavailableError; no LOAD. When
+ *   lost, reader refused, broken answer)         the 0200 went out, the issuer may have approved: the
+ *                                                uplink has recorded the authorization's reversal
+ *                                                (0400) and sent it once (LoadInDoubtError; forward()
+ *                                                retries it until answered); when nothing went out
+ *                                                (no connection, sign-on refused) there is nothing
+ *                                                to reverse
  *   LOAD answered 90 00, well formed          → complete; the receipt
  *   LOAD answered an error status word         → the card did nothing: the row fails, CardRefusedError
  *   (69 88: the cryptogram does not verify)      (command LOAD); the unused authorization is reversed
+ *                                                (Uplink.reverseLoad: recorded, sent once, retried)
  *   anything else (card pulled, power cut,     → the card may or may not have credited: the row stays
  *   an answer that does not verify)              PENDING, LoadInterruptedError; recoverPending decides
  *                                                from the card's log the next time (the LOAD with this
@@ -41,7 +46,7 @@
 import { ProtocolError } from '../../util/errors.js';
 import { bytesEqual, toHex } from '../../util/bytes.js';
 import type { Journal, JournalRow } from '../journal/index.js';
-import type { LoadAuthorization, Uplink } from '../../hostlink/uplink/index.js';
+import { LoadInDoubtError, type LoadAuthorization, type ReversalRecord, type Uplink } from '../../hostlink/uplink/index.js';
 import { MAX_CARD_SEQUENCE, formatLocalTime, purseDateTime, terminalIdBytes, type PurseTerminalConfig } from './config.js';
 import { formatAmount } from './currency.js';
 import { CardRefusedError, IssuerUnavailableError, LoadDeclinedError, LoadInterruptedError, PurseRefusedError } from './errors.js';
@@ -51,8 +56,12 @@ import { recoverPending, type RecoveryOutcome } from './recovery.js';
 import { openPurseSession, type PurseSession } from './session.js';
 import type { PurchaseReceipt, PurseTerminal } from './purchase.js';
 
-/** What the load flow asks of the uplink: the 0200 of a pending load row (Uplink.authorizeLoad). */
-export type LoadUplink = Pick<Uplink, 'authorizeLoad'>;
+/**
+ * What the load flow asks of the uplink: the 0200 of a pending load row (Uplink.authorizeLoad), and
+ * the reversal of an approved authorization whose LOAD it will not send or the card refused
+ * (Uplink.reverseLoad).
+ */
+export type LoadUplink = Pick<Uplink, 'authorizeLoad' | 'reverseLoad'>;
 
 /** The receipt of a load: a purchase receipt's fields (amount credited) and the issuer's authorization. */
 export interface LoadReceipt extends PurchaseReceipt {
@@ -63,10 +72,10 @@ export interface LoadReceipt extends PurchaseReceipt {
   authorizationId: string;
 }
 
-/** Why an authorization the issuer may hold went unused. */
-export type LoadReversalReason = 'no-answer' | 'not-sent' | 'card-refused';
+/** Why an approved authorization went unused: the terminal did not send the LOAD, or the card refused it. */
+export type LoadReversalReason = 'not-sent' | 'card-refused';
 
-/** An authorization to give back to the issuer (0400): the 0200 of reader sequence `readerSeq`. */
+/** An approved authorization to give back to the issuer (0400): the 0200 of reader sequence `readerSeq`. */
 export interface LoadReversalRequest {
   reason: LoadReversalReason;
   journalId: number;
@@ -79,19 +88,16 @@ export interface LoadReversalRequest {
 }
 
 /**
- * THE REVERSAL SEAM. Called when the issuer may hold an approved authorization that will never be
- * used: the 0200 got no answer, the terminal did not send the LOAD, or the card refused it. The row
- * has already failed (its 0220 tells the issuer nothing was loaded); a 0400 also frees the amount the
- * issuer counted against the card's daily load limit. The call must not throw for a host that does
- * not answer: a reversal it cannot send now is its own business to store and forward.
- *
- * The uplink has no 0400 yet (src/hostlink/uplink, issue 7 follow-up): until it does, the default
- * (`noReversalYet`) only logs that none was sent. Pass the uplink's reversal as `reverse` once it exists.
+ * Gives back an approved authorization that will never be used (the terminal did not send the LOAD,
+ * or the card refused it). The row has already failed (its 0220 tells the issuer nothing was
+ * loaded); the 0400 also frees the amount the issuer counts against the card's daily load limit.
+ * The default is the uplink's: recorded durably, sent once now, retried by forward() until the host
+ * answers. Returns the reversal's state after that attempt.
  */
-export type LoadReversal = (request: LoadReversalRequest) => Promise<void>;
+export type LoadReversal = (request: LoadReversalRequest) => Promise<ReversalRecord>;
 
 export interface LoadOptions {
-  /** The 0400 for an unused authorization (the seam above); default: logged, not sent. */
+  /** Replaces `uplink.reverseLoad(journalId)` for unused authorizations. */
   reverse?: LoadReversal;
 }
 
@@ -102,19 +108,9 @@ export interface LoadResult {
   policy: PolicyVerdict;
 }
 
-/** The default reversal seam: says in the log that no 0400 went out (the uplink has none yet). */
-function noReversalYet(config: PurseTerminalConfig): LoadReversal {
-  return async (r) => {
-    config.log({
-      level: 'warn',
-      kind: 'reversal',
-      code: r.reason,
-      message: `no reversal sent for the load authorization of reader seq ${r.readerSeq} (${r.reason}): the uplink has no 0400; the row's failed advice tells the issuer nothing was loaded`,
-      cardSerial: r.cardSerial,
-      journalId: r.journalId,
-      readerSeq: r.readerSeq,
-    });
-  };
+/** What became of a reversal, for the log. */
+function reversalText(r: ReversalRecord): string {
+  return r.status === 'pending' ? `pending, retried until the host answers${r.lastError ? ` (${r.lastError})` : ''}` : `${r.status}${r.responseCode ? ` (${r.responseCode})` : ''}`;
 }
 
 /**
@@ -124,7 +120,7 @@ function noReversalYet(config: PurseTerminalConfig): LoadReversal {
 export async function loadPurse(terminal: PurseTerminal, uplink: LoadUplink, amount: number, o: LoadOptions = {}): Promise<LoadResult> {
   const { channel, domain, journal, config } = terminal;
   checkAmount(config, amount);
-  const reverse = o.reverse ?? noReversalYet(config);
+  const reverse = o.reverse ?? ((r: LoadReversalRequest) => uplink.reverseLoad(r.journalId));
   const session = await openPurseSession(channel, domain, config.provider);
   try {
     const recovered = await recoverPending(session, journal, config);
@@ -136,21 +132,19 @@ export async function loadPurse(terminal: PurseTerminal, uplink: LoadUplink, amo
   }
 }
 
-/** The row's failure, logged, and the unused authorization given back. */
+/**
+ * The row's failure, then the unused authorization given back; what became of the reversal is
+ * logged. A reversal that cannot be recorded or sent is logged, never thrown: the caller's error
+ * (the card's refusal, the bad authorization) is the one that matters.
+ */
 async function failAndReverse(journal: Journal, config: PurseTerminalConfig, reverse: LoadReversal, row: JournalRow, reason: LoadReversalReason, error: string): Promise<void> {
   journal.fail(row.id, { error, cardCounter: row.counterBefore });
+  const where = { cardSerial: row.cardSerial, journalId: row.id, readerSeq: row.readerSeq };
   try {
-    await reverse({ reason, journalId: row.id, readerSeq: row.readerSeq, cardSerial: row.cardSerial, amount: row.amount, currency: row.currency });
+    const r = await reverse({ reason, journalId: row.id, readerSeq: row.readerSeq, cardSerial: row.cardSerial, amount: row.amount, currency: row.currency });
+    config.log({ level: 'info', kind: 'reversal', code: reason, message: `load authorization of reader seq ${row.readerSeq} reversed (${reason}): ${reversalText(r)}`, ...where });
   } catch (e) {
-    config.log({
-      level: 'warn',
-      kind: 'reversal',
-      code: reason,
-      message: `reversal of the load authorization of reader seq ${row.readerSeq} failed: ${e instanceof Error ? e.message : String(e)}`,
-      cardSerial: row.cardSerial,
-      journalId: row.id,
-      readerSeq: row.readerSeq,
-    });
+    config.log({ level: 'warn', kind: 'reversal', code: reason, message: `reversal of the load authorization of reader seq ${row.readerSeq} failed: ${e instanceof Error ? e.message : String(e)}`, ...where });
   }
 }
 
@@ -189,9 +183,14 @@ async function load(session: PurseSession, terminal: PurseTerminal, uplink: Load
   try {
     auth = await uplink.authorizeLoad(id);
   } catch (e) {
-    const err = new IssuerUnavailableError(id, readerSeq, e);
-    await failAndReverse(journal, config, reverse, row, 'no-answer', `no load authorization: ${e instanceof Error ? e.message : String(e)}`);
+    // In doubt (the 0200 went out): the uplink recorded its reversal and sent it once; otherwise nothing went out.
+    const reversal = e instanceof LoadInDoubtError ? e.reversal : null;
+    journal.fail(id, { error: `no load authorization: ${e instanceof Error ? e.message : String(e)}`, cardCounter: status.counter });
+    const err = new IssuerUnavailableError(id, readerSeq, e, reversal);
     say({ level: 'warn', kind: 'host-unavailable', code: err.code, message: err.message, cardSerial: serial, journalId: id, readerSeq });
+    if (reversal !== null) {
+      say({ level: 'info', kind: 'reversal', code: 'no-answer', message: `load authorization of reader seq ${readerSeq} in doubt: reversal ${reversalText(reversal)}`, cardSerial: serial, journalId: id, readerSeq });
+    }
     throw err;
   }
   if (!auth.approved) {

@@ -20,7 +20,7 @@ import {
 import { RC } from '../../../src/hostlink/messages.js';
 import { purseCardKey, testPurseMasterKey, verifyPurseCertificate } from '../../../src/crypto/purse-certificate.js';
 import { toHex } from '../../../src/util/bytes.js';
-import { adminPost } from '../../hostlink/uplink/real-hosts.js';
+import { adminGet, adminPost } from '../../hostlink/uplink/real-hosts.js';
 import { purseDateTime } from '../../../src/terminal/purse/index.js';
 import { issueCard, Wire } from './helpers.js';
 import { cardBalance, forwardAndCount, issuerCard, loadSerial, openLoadBench, tamperedUplink, type LoadBench } from './load-helpers.js';
@@ -33,6 +33,12 @@ afterEach(async () => {
 
 /** The bureau loads 50,000 on issuance; the card holds at most 100,000. */
 const START = 50_000;
+
+/** The issuer's tally of reversed load authorizations of the terminal (admin /totals). */
+async function loadReversals(b: LoadBench): Promise<{ count: number; amount: number }> {
+  const { totals } = await adminGet<{ totals: { totals: { loadReversals: { count: number; amount: number } } }[] }>(b.hosts, '/totals?terminalId=TERM0001');
+  return totals.reduce((t, x) => ({ count: t.count + x.totals.loadReversals.count, amount: t.amount + x.totals.loadReversals.amount }), { count: 0, amount: 0 });
+}
 
 describe('loadPurse', () => {
   it('approved: 5 APDUs, the card credits, the journal completes, the issuer applies it once and shadows the balance', async () => {
@@ -149,28 +155,44 @@ describe('loadPurse', () => {
     expect(await cardBalance(card)).toBe(80_000);
   });
 
-  it('a tampered cryptogram: the card answers 6988, the row fails, the unused authorization goes to the reversal seam', async () => {
+  it('a tampered cryptogram: the card answers 6988, the row fails, the unused authorization is reversed at the issuer (0400)', async () => {
     bench = await openLoadBench();
     const { term } = bench;
     const card = await issueCard({ serial: loadSerial(5), initialLoad: START });
     const wire = new Wire(card);
-    const reversals: LoadReversalRequest[] = [];
-    const err = await loadPurse({ ...term, channel: wire }, tamperedUplink(bench.uplink), 3_000, { reverse: async (r) => void reversals.push(r) }).catch((e: unknown) => e);
+    const err = await loadPurse({ ...term, channel: wire }, tamperedUplink(bench.uplink), 3_000).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CardRefusedError);
     expect(err).toMatchObject({ code: 'SW', sw: 0x6988, command: 'LOAD', journalId: 1 });
     expect((err as Error).message).toMatch(/LOAD answered 6988 load cryptogram does not verify/);
     expect(wire.instructions).toContain('52');
     expect(await cardBalance(card)).toBe(START);
     expect(term.journal.get(1)).toMatchObject({ status: 'failed', error: expect.stringMatching(/6988/) });
-    expect(reversals).toEqual([{ reason: 'card-refused', journalId: 1, readerSeq: 1, cardSerial: toHex(loadSerial(5)).toUpperCase(), amount: 3_000, currency: 'JPY' }]);
+    expect(bench.uplink.reversals()).toMatchObject([{ readerSeq: 1, reason: 'not-loaded', status: 'reversed', responseCode: '00' }]);
+    expect(term.events.filter((e) => e.kind === 'reversal').map((e) => [e.code, e.level])).toEqual([['card-refused', 'info']]);
+    expect(await loadReversals(bench)).toEqual({ count: 1, amount: 3_000 });
 
     // The next load is a new reader sequence with a new cryptogram, and goes through.
     const r = await loadPurse({ ...term, channel: wire }, bench.uplink, 3_000);
     expect(r.receipt).toMatchObject({ readerSeq: 2, counter: 2, balanceAfter: START + 3_000 });
-    expect(await forwardAndCount(bench)).toMatchObject({ expected: 2, lost: 0, appliedTwice: 0 });
+    expect(await forwardAndCount(bench)).toMatchObject({ expected: 2, lost: 0, appliedTwice: 0, anomalies: {} });
   });
 
-  it('the host does not answer: the row fails, no LOAD is sent, the reversal seam is called (default: logged)', async () => {
+  it('the reversal can be replaced (LoadOptions.reverse) and its failure does not hide the card refusal', async () => {
+    bench = await openLoadBench();
+    const { term } = bench;
+    const card = await issueCard({ serial: loadSerial(9), initialLoad: START });
+    const seen: LoadReversalRequest[] = [];
+    const reverse = async (r: LoadReversalRequest) => {
+      seen.push(r);
+      throw new Error('reversal store is full');
+    };
+    await expect(loadPurse({ ...term, channel: new Wire(card) }, tamperedUplink(bench.uplink), 1_000, { reverse })).rejects.toMatchObject({ sw: 0x6988 });
+    expect(seen).toEqual([{ reason: 'card-refused', journalId: 1, readerSeq: 1, cardSerial: toHex(loadSerial(9)).toUpperCase(), amount: 1_000, currency: 'JPY' }]);
+    expect(term.events.filter((e) => e.kind === 'reversal').map((e) => [e.level, e.message])).toEqual([['warn', expect.stringMatching(/failed: reversal store is full/)]]);
+    expect(bench.uplink.reversals()).toEqual([]);
+  });
+
+  it('no gateway: nothing went out, the row fails, no LOAD, nothing to reverse', async () => {
     bench = await openLoadBench({ requestTimeoutMs: 300 });
     const { term } = bench;
     const card = await issueCard({ serial: loadSerial(6), initialLoad: START });
@@ -178,12 +200,38 @@ describe('loadPurse', () => {
     await bench.hosts.close();
     const err = await loadPurse({ ...term, channel: wire }, bench.uplink, 2_000).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IssuerUnavailableError);
+    expect(err).toMatchObject({ journalId: 1, readerSeq: 1, reversal: null });
     expect((err as Error).message).toMatch(/^no load authorization from the issuer/);
     expect(wire.instructions).toEqual(['A4', '50', '82', 'B4']);
     expect(await cardBalance(card)).toBe(START);
     expect(term.journal.get(1)).toMatchObject({ type: 'load', status: 'failed' });
     expect(term.journal.pending()).toEqual([]);
-    expect(term.events.filter((e) => e.kind === 'reversal').map((e) => e.code)).toEqual(['no-answer']);
+    expect(bench.uplink.reversals()).toEqual([]);
+  });
+
+  it('the 0210 lost on its way back: in doubt, no LOAD, the row fails and the issuer reverses its approval', async () => {
+    bench = await openLoadBench({ requestTimeoutMs: 400, relay: true });
+    const { term } = bench;
+    const card = await issueCard({ serial: loadSerial(10), initialLoad: START });
+    const wire = new Wire(card);
+    await bench.uplink.connect();
+    bench.relay!.dropNextAnswer();
+    const err = await loadPurse({ ...term, channel: wire }, bench.uplink, 2_500).catch((e: unknown) => e);
+    expect(bench.relay!.dropped).toBe(1);
+    expect(err).toBeInstanceOf(IssuerUnavailableError);
+    expect(err).toMatchObject({ code: 'TIMEOUT', journalId: 1, reversal: { readerSeq: 1, reason: 'no-answer' } });
+    expect(wire.instructions).toEqual(['A4', '50', '82', 'B4']);
+    expect(await cardBalance(card)).toBe(START);
+    expect(term.journal.get(1)).toMatchObject({ status: 'failed' });
+    // Sent once at once on a fresh session; forward() would retry it otherwise.
+    await bench.uplink.forward({ untilEmpty: true });
+    expect(bench.uplink.reversals()).toMatchObject([{ readerSeq: 1, status: 'reversed' }]);
+    expect(await loadReversals(bench)).toEqual({ count: 1, amount: 2_500 });
+    expect(await forwardAndCount(bench)).toMatchObject({ expected: 1, lost: 0, appliedTwice: 0 });
+
+    // The card loads fine on the next try.
+    const r = await loadPurse({ ...term, channel: wire }, bench.uplink, 2_500);
+    expect(r.receipt).toMatchObject({ readerSeq: 2, balanceAfter: START + 2_500 });
   });
 
   it('the LOAD answer is lost: the row stays pending, recovery finds the LOAD in the card log, the issuer applies it once', async () => {

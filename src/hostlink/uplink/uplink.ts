@@ -98,9 +98,10 @@ export class Uplink {
       });
     try {
       this.reverseAbandoned();
+      const clock = o.clock ?? this.clock;
       const [outbox, reversals] = await Promise.all([
-        failFast(forwardOutbox({ ...o, signal: stop.signal, journal: this.journal, link: this.link })),
-        failFast(reversalLoop({ link: this.link, backoff: o.backoff, clock: o.clock, random: o.random, signal: stop.signal, untilDone: o.untilEmpty, idlePollMs: o.idlePollMs })),
+        failFast(forwardOutbox({ ...o, clock, signal: stop.signal, journal: this.journal, link: this.link })),
+        failFast(reversalLoop({ link: this.link, backoff: o.backoff, clock, random: o.random, signal: stop.signal, untilDone: o.untilEmpty, idlePollMs: o.idlePollMs })),
       ]);
       return { ...outbox, reversals };
     } finally {

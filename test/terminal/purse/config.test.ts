@@ -28,6 +28,9 @@ describe('purse terminal configuration', () => {
     const c = purseTerminalConfig(base);
     expect(c).toMatchObject({ provider: 'emoney', utcOffsetMinutes: 0, currency: { alpha: 'JPY', numeric: 392, exponent: 0 }, limits: { perTransaction: 50_000 } });
     expect(Object.isFrozen(c) && Object.isFrozen(c.limits)).toBe(true);
+    expect(c.loadLimits).toEqual({ perTransaction: 50_000, perCardPerDay: 200_000, perReaderPerDay: 10_000_000 });
+    expect(Object.isFrozen(c.loadLimits)).toBe(true);
+    expect(purseTerminalConfig({ ...base, loadLimits: { perCardPerDay: 7 } }).loadLimits).toMatchObject({ perTransaction: 50_000, perCardPerDay: 7 });
   });
 
   it.each([
@@ -39,6 +42,8 @@ describe('purse terminal configuration', () => {
     [{ limits: { perTransaction: 0 } }, /limits\.perTransaction/],
     [{ limits: { perTransaction: 1.5 } }, /limits\.perTransaction/],
     [{ limits: { perWeek: 10 } }, /unknown field "perWeek"/],
+    [{ loadLimits: { perTransaction: 0 } }, /loadLimits\.perTransaction/],
+    [{ loadLimits: { perWeek: 10 } }, /loadLimits: unknown field "perWeek"/],
     [{ utcOffsetMinutes: 900 }, /utcOffsetMinutes/],
   ])('refuses %j', (change, message) => {
     expect(() => purseTerminalConfig({ ...base, ...(change as object) })).toThrow(message);
@@ -46,6 +51,7 @@ describe('purse terminal configuration', () => {
 
   it('reads a JSON file form and refuses unknown fields', () => {
     expect(parsePurseTerminalConfig(JSON.stringify({ ...base, utcOffsetMinutes: 540, limits: { perCardPerDay: 9 } }))).toMatchObject({ utcOffsetMinutes: 540 });
+    expect(parsePurseTerminalConfig(JSON.stringify({ ...base, loadLimits: { perTransaction: 9 } }))).toMatchObject({ loadLimits: { perTransaction: 9 } });
     expect(() => parsePurseTerminalConfig('{"terminalId":"T1","readerId":"R","currency":"JPY","clock":1}', 'x.json')).toThrow(/x\.json: unknown field "clock"/);
     expect(() => parsePurseTerminalConfig('[]')).toThrow(/expected a JSON object/);
     expect(() => parsePurseTerminalConfig('{')).toThrow(/not JSON/);

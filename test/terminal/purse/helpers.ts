@@ -122,6 +122,7 @@ export interface TerminalOptions {
   terminalId?: string;
   readerId?: string;
   limits?: Partial<PurseLimits>;
+  loadLimits?: Partial<PurseLimits>;
   currency?: string;
   /** A folder to put the journal in (default: a fresh temp folder, removed by close()). */
   dir?: string;
@@ -139,6 +140,7 @@ export async function openTerminal(options: TerminalOptions = {}): Promise<TestT
     readerId: options.readerId ?? 'R-01',
     currency: options.currency ?? 'JPY',
     limits: options.limits ?? { perTransaction: 20_000, perCardPerDay: 40_000, perReaderPerDay: 1_000_000 },
+    loadLimits: options.loadLimits,
     utcOffsetMinutes: OFFSET,
     clock: () => clock.now(),
     log: (e) => events.push(e),

@@ -155,6 +155,27 @@ describe('loadPurse', () => {
     expect(await cardBalance(card)).toBe(80_000);
   });
 
+  it('load limits per card per day count completed loads only, in their own sum (purchases do not count)', async () => {
+    bench = await openLoadBench({ terminal: { loadLimits: { perTransaction: 8_000, perCardPerDay: 10_000 } } });
+    const { term } = bench;
+    const card = await issueCard({ serial: loadSerial(11), initialLoad: START });
+    const wire = new Wire(card);
+    await expect(loadPurse({ ...term, channel: wire }, bench.uplink, 9_000)).rejects.toMatchObject({ reason: 'limit-per-transaction', message: expect.stringMatching(/above the load maximum per transaction JPY 8,000/) });
+    await loadPurse({ ...term, channel: wire }, bench.uplink, 6_000);
+    await purchase({ ...term, channel: wire }, 5_000);
+    const err = await loadPurse({ ...term, channel: wire }, bench.uplink, 5_000).catch((e: unknown) => e);
+    expect(err).toMatchObject({ reason: 'limit-per-card-day', message: expect.stringMatching(/JPY 5,000 on top of JPY 6,000 today passes the card's daily load maximum JPY 10,000/) });
+    const r = await loadPurse({ ...term, channel: wire }, bench.uplink, 4_000);
+    expect(r.policy).toMatchObject({ cardSpentToday: 6_000, readerSpentToday: 6_000 });
+    expect(term.journal.query({ type: 'load', order: 'asc' }).map((x) => [x.status, x.amount])).toEqual([
+      ['failed', 9_000],
+      ['complete', 6_000],
+      ['failed', 5_000],
+      ['complete', 4_000],
+    ]);
+    expect(await cardBalance(card)).toBe(START + 6_000 - 5_000 + 4_000);
+  });
+
   it('a tampered cryptogram: the card answers 6988, the row fails, the unused authorization is reversed at the issuer (0400)', async () => {
     bench = await openLoadBench();
     const { term } = bench;

@@ -1,53 +1,47 @@
-/** `hilt demo`: the main job on the embedded defaults (see src/cli/demo/run-demo.ts). */
+/**
+ * `hilt demo [--transport] [--trace] [--json] [--fault NAME]`: the main job on the embedded defaults
+ * (src/cli/demo/run-demo.ts): a scripted day at a payment terminal against the mock hosts, with
+ * purse cards in hilt's own vpcd reader, no hardware. Exit 0 only when every step did what it
+ * should; otherwise 1 and one `hilt:` line naming the first failed step.
+ */
 import type { RegisterCommand } from './types.js';
 import { runDemo } from '../demo/run-demo.js';
-import { table, toJson } from '../output.js';
-import { formatTraceLine } from '../../reader/trace.js';
-import { toHex, toSpacedHex } from '../../util/bytes.js';
+import { renderReport } from '../demo/render.js';
+import { DEMO_FAULTS, parseFault, type DemoFault } from '../demo/faults.js';
+import { toJson } from '../output.js';
+
+interface DemoCliOptions {
+  transport: boolean;
+  trace: boolean;
+  json: boolean;
+  fault: DemoFault[];
+}
 
 export const registerDemo: RegisterCommand = (program, ctx, setExit) => {
   program
     .command('demo')
-    .description('run the main job on the embedded defaults: emulated card, vpcd link, terminal stack (no hardware)')
-    .option('--trace', 'print every wire exchange in the trace format (docs/trace-format.md)', false)
+    .description('run the main job on the embedded defaults: a scripted terminal day against the mock hosts, emulated cards, no hardware')
+    .option('--transport', 'also print the reader check (transport, SCP03, hot-plug) step by step', false)
+    .option('--trace', 'with --transport: every wire exchange of the reader check (docs/trace-format.md)', false)
     .option('--json', 'print one JSON document', false)
-    .action(async (opts: { trace: boolean; json: boolean }) => {
-      const report = await runDemo();
-      const failures = report.steps.filter((s) => !s.ok).length;
-      setExit(failures === 0 ? 0 : 1);
+    .option(
+      '--fault <name>',
+      `inject a defect, to see the demo catch it (${Object.keys(DEMO_FAULTS).join(', ')}); repeatable`,
+      (v: string, prev: DemoFault[]) => [...prev, parseFault(v)],
+      [] as DemoFault[],
+    )
+    .action(async (opts: DemoCliOptions) => {
+      const report = await runDemo({ faults: opts.fault });
+      setExit(report.ok ? 0 : 1);
       if (opts.json) {
-        ctx.io.out(toJson({ ...report, trace: opts.trace ? report.trace : undefined, failures }));
-        return;
+        const transport = report.transport === null ? null : { ...report.transport, trace: opts.trace ? report.transport.trace : undefined };
+        ctx.io.out(toJson({ ...report, transport }));
+      } else {
+        ctx.io.out(renderReport(report, { transport: opts.transport || opts.trace, trace: opts.trace }));
       }
-      const io = ctx.io;
-      io.out('hilt demo — emulated card in hilt\'s vpcd reader over loopback TCP, no hardware');
-      io.out(`card serial ${toHex(report.serial).toUpperCase()}, ATR ${toSpacedHex(report.atr)}, reader vpcd://127.0.0.1:${report.vpcdPort}`);
-      io.out('');
-      io.out(
-        table(
-          ['', 'section', 'step', 'SW', 'meaning', 'out', 'in', 'wire', 'µs', 'what it shows'],
-          report.steps.map((s) => [
-            s.ok ? 'ok' : 'FAIL',
-            s.section,
-            s.name,
-            s.sw,
-            s.swMeaning,
-            String(s.bytesOut),
-            String(s.bytesIn),
-            String(s.wireExchanges),
-            String(s.micros),
-            s.note,
-          ]),
-        ),
-      );
-      io.out('');
-      if (opts.trace) {
-        for (const r of report.trace) io.out(formatTraceLine(r));
-        io.out('');
+      if (!report.ok) {
+        const more = report.failed.length > 1 ? ` (and ${report.failed.length - 1} more)` : '';
+        ctx.io.err(`hilt: demo failed at "${report.failed[0]}"${more}`);
       }
-      io.out(
-        `${report.steps.length - failures}/${report.steps.length} steps ok, ${report.trace.filter((r) => r.dir === '>').length} APDUs on the wire` +
-          (opts.trace ? '' : ' (add --trace to see them)'),
-      );
     });
 };

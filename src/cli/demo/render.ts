@@ -1,0 +1,127 @@
+/**
+ * The demo's report for people: the day as a table (step, what happened, expected, ok) grouped by
+ * section, long cells wrapped; the reconciliation per card; the host ledger; one verdict line.
+ */
+import { formatTraceLine } from '../../reader/trace.js';
+import { toHex, toSpacedHex } from '../../util/bytes.js';
+import { table } from '../output.js';
+import type { DemoReport, TransportReport } from './run-demo.js';
+import { money } from './till.js';
+import { DEMO_TERMINAL } from './world.js';
+
+/** Widest text of each wrapped column. */
+const WIDTH = { step: 34, happened: 60, expected: 46 } as const;
+
+/** Splits `text` into lines of at most `width` characters, at spaces where it can. */
+export function wrap(text: string, width: number): string[] {
+  const out: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter((x) => x.length > 0)) {
+    let w = word;
+    while (w.length > width) {
+      if (line) {
+        out.push(line);
+        line = '';
+      }
+      out.push(w.slice(0, width));
+      w = w.slice(width);
+    }
+    if (!line) line = w;
+    else if (line.length + 1 + w.length <= width) line += ` ${w}`;
+    else {
+      out.push(line);
+      line = w;
+    }
+  }
+  if (line || out.length === 0) out.push(line);
+  return out;
+}
+
+function dayTable(report: DemoReport): string[] {
+  const head = ['step', 'what happened', 'expected', 'ok'];
+  const widths = [WIDTH.step, WIDTH.happened, WIDTH.expected, 4];
+  const rule = widths.map((w) => '-'.repeat(w)).join('  ');
+  const row = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
+  const lines = [row(head), rule];
+  let section = '';
+  for (const s of report.steps) {
+    if (s.section !== section) {
+      section = s.section;
+      lines.push(`[${section}]`);
+    }
+    const cols = [wrap(s.name, WIDTH.step), wrap(s.happened, WIDTH.happened), wrap(s.expected, WIDTH.expected)];
+    const height = Math.max(...cols.map((c) => c.length));
+    for (let i = 0; i < height; i++) lines.push(row([cols[0][i] ?? '', cols[1][i] ?? '', cols[2][i] ?? '', i === 0 ? (s.ok ? 'ok' : 'FAIL') : '']));
+  }
+  return lines;
+}
+
+function reconciliationLines(report: DemoReport): string[] {
+  const r = report.reconciliation;
+  if (r === null) return ['reconciliation: not reached'];
+  const amount = (n: number | null): string => (n === null ? '-' : money(n));
+  const cards = table(
+    ['card', 'serial', 'loaded', 'spent', 'ledger', 'card balance', 'host shadow', 'ok', 'note'],
+    r.cards.map((c) => [
+      c.card,
+      c.serial,
+      c.issued > 0 ? `${amount(c.loaded)} (+${amount(c.issued)} issued)` : amount(c.loaded),
+      amount(c.spent),
+      amount(c.ledger),
+      amount(c.card_balance),
+      amount(c.host_shadow),
+      c.ok ? 'ok' : 'FAIL',
+      c.note,
+    ]),
+  );
+  const l = r.ledger;
+  const tally = (t: { count: number; amount: number }): string => `${t.count} × ${money(t.amount)}`;
+  const ledger = table(
+    ['book', 'loads', 'purchases', 'Σ card shadows', 'ok'],
+    [
+      [`journal ${DEMO_TERMINAL.terminalId}`, tally(l.journal.loads), tally(l.journal.purchases), '', ''],
+      ['issuer (admin API)', tally(l.host.loads), tally(l.host.purchases), `${money(l.shadows)} (expected ${money(l.expectedShadows)})`, l.ok ? 'ok' : 'FAIL'],
+    ],
+  );
+  return ['reconciliation (ledger = issued + loaded − spent, from the journal; card balance read from the card; host shadow from the issuer):', '', cards, '', ledger];
+}
+
+export function transportLines(t: TransportReport, trace: boolean): string[] {
+  const lines = [
+    `reader check: diagnostic card serial ${toHex(t.serial).toUpperCase()}, ATR ${toSpacedHex(t.atr)}, reader vpcd://127.0.0.1:${t.vpcdPort}`,
+    '',
+    table(
+      ['', 'section', 'step', 'SW', 'meaning', 'out', 'in', 'wire', 'µs', 'what it shows'],
+      t.steps.map((s) => [s.ok ? 'ok' : 'FAIL', s.section, s.name, s.sw, s.swMeaning, String(s.bytesOut), String(s.bytesIn), String(s.wireExchanges), String(s.micros), s.note]),
+    ),
+  ];
+  if (trace) lines.push('', ...t.trace.map((r) => formatTraceLine(r)));
+  return lines;
+}
+
+export interface RenderOptions {
+  transport: boolean;
+  trace: boolean;
+}
+
+export function renderReport(report: DemoReport, o: RenderOptions): string {
+  const out: string[] = [
+    `hilt demo — a day at terminal ${DEMO_TERMINAL.terminalId} (reader ${DEMO_TERMINAL.readerId}, ${DEMO_TERMINAL.currency}): mock hosts, bureau-issued purse cards in hilt's vpcd reader over loopback, no hardware`,
+  ];
+  if (report.faults.length > 0) out.push(`INJECTED FAULTS: ${report.faults.join(', ')}`);
+  out.push('');
+  if (o.transport && report.transport !== null) out.push(...transportLines(report.transport, o.trace), '');
+  out.push(...dayTable(report), '', ...reconciliationLines(report), '');
+  const n = report.steps.length;
+  const secs = (report.durationMs / 1000).toFixed(1);
+  out.push(
+    report.ok
+      ? `PASS: ${n}/${n} steps as expected, value conserved, in ${secs} s${o.transport ? '' : ' (--transport: the reader check step by step)'}`
+      : `FAIL: ${report.failed.length} of ${n} steps not as expected (${report.failed.join('; ')}), in ${secs} s`,
+  );
+  return out.join('\n');
+}

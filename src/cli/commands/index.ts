@@ -14,6 +14,7 @@ import { registerPay } from './pay.js';
 import { registerLoad } from './load.js';
 import { registerBalance } from './balance.js';
 import { registerHosts } from './hosts.js';
+import { registerUplink } from './uplink.js';
 import { registerDemo } from './demo.js';
 
 export const commands: RegisterCommand[] = [
@@ -30,6 +31,7 @@ export const commands: RegisterCommand[] = [
   registerLoad,
   registerBalance,
   registerHosts,
+  registerUplink,
   registerJournal,
   registerDemo,
 ];

@@ -117,6 +117,16 @@ describe('hilt demo --json: the scripted day', () => {
     expect(r.ledger.shadows).toBe(r.cards.reduce((s, c) => s + c.ledger, 0));
   });
 
+  it('ends with the terminal’s 0500 answered 00: in balance with the issuer', () => {
+    expect(step('0500 reconciliation').happened).toMatch(/^in-balance, reader seq 1\.\.\d+; JPY 00: 4 loads, 12 purchases/);
+    const st = report.reconciliation!.settlement!;
+    expect(st.status).toBe('in-balance');
+    expect(st.unsent).toBe(0);
+    const jpy = st.currencies.find((c) => c.currencyName === 'JPY')!;
+    expect(jpy.terminal.purchases).toEqual(report.reconciliation!.ledger.journal.purchases);
+    expect(jpy.host.loads).toEqual(report.reconciliation!.ledger.host.loads);
+  });
+
   it('keeps the reader check: wrapper stack on the wire, SCP03, hot-plug', () => {
     const t = report.transport!;
     const byName = new Map(t.steps.map((s) => [s.name, s]));
@@ -140,6 +150,7 @@ describe('hilt demo: the text report', () => {
     expect(text).toMatch(/^step +what happened +expected +ok$/m);
     for (const section of ['[open]', '[sales]', '[blocked card]', '[stolen reader]', '[torn purchase]', '[rolled-back card]', '[host outage]', '[close of day]']) expect(text).toContain(section);
     expect(text).toMatch(/^card +serial +loaded +spent +ledger +card balance +host shadow +ok +note$/m);
+    expect(text).toMatch(/^0500\/0510 JPY seq 1\.\.\d+ .* answer 00 \(in balance\) +ok$/m);
     expect(text).toMatch(/^PASS: (\d+)\/\1 steps as expected, value conserved, in [\d.]+ s/m);
     expect(text).not.toMatch(/FAIL/);
   }, 60_000);

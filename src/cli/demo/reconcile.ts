@@ -12,10 +12,12 @@
  * image was rolled back shows exactly the value spent after the copy above the ledger, and is
  * flagged; the issuer's shadow still follows the ledger. Over all cards: the shadows sum to what
  * the bureau issued plus the host's accepted loads minus its accepted purchases, and the host's
- * totals equal the journal's (count and amount).
+ * totals equal the journal's (count and amount). Then the terminal's own 0500 (run-demo.ts): the
+ * issuer compares the terminal's totals with its books and answers 00 (in balance) or 95.
  */
 import type { JournalRow } from '../../terminal/journal/index.js';
 import type { Tally } from '../../hostlink/messages.js';
+import type { ReconciliationResult } from '../../hostlink/uplink/index.js';
 import { look, money } from './till.js';
 import { DEMO_TERMINAL, type DemoCard, type World } from './world.js';
 
@@ -51,6 +53,8 @@ export interface LedgerReconciliation {
 export interface Reconciliation {
   cards: CardReconciliation[];
   ledger: LedgerReconciliation;
+  /** The terminal's 0500 and the issuer's 0510 (Uplink.reconcile); null until it ran. */
+  settlement: ReconciliationResult | null;
 }
 
 function moved(rows: readonly JournalRow[], type: JournalRow['type']): Tally {
@@ -108,5 +112,5 @@ export async function reconcile(w: World): Promise<Reconciliation> {
   const expectedShadows = issued + host.loads.amount - host.purchases.amount;
   const same = (a: Tally, b: Tally): boolean => a.count === b.count && a.amount === b.amount;
   const ok = shadows === expectedShadows && same(journal.loads, host.loads) && same(journal.purchases, host.purchases);
-  return { cards, ledger: { journal, host, issued, shadows, expectedShadows, ok } };
+  return { cards, ledger: { journal, host, issued, shadows, expectedShadows, ok }, settlement: null };
 }

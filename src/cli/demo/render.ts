@@ -5,7 +5,7 @@
 import { formatTraceLine } from '../../reader/trace.js';
 import { toHex, toSpacedHex } from '../../util/bytes.js';
 import { table } from '../output.js';
-import type { DemoReport, TransportReport } from './run-demo.js';
+import type { DemoReport, Reconciliation, TransportReport } from './run-demo.js';
 import { money } from './till.js';
 import { DEMO_TERMINAL } from './world.js';
 
@@ -60,6 +60,15 @@ function dayTable(report: DemoReport): string[] {
   return lines;
 }
 
+/** The 0500/0510 exchange, one row per currency: the issuer's totals and its answer. */
+function settlementRows(r: Reconciliation): string[][] {
+  const st = r.settlement;
+  if (st === null) return [['0500/0510', 'not run', '', '', '']];
+  if (st.currencies.length === 0) return [['0500/0510', st.status, '', '', st.inBalance ? 'ok' : 'FAIL']];
+  const tally = (t: { count: number; amount: number }): string => `${t.count} × ${money(t.amount)}`;
+  return st.currencies.map((c) => [`0500/0510 ${c.currencyName} seq ${st.firstSequence}..${st.lastSequence}`, tally(c.host.loads), tally(c.host.purchases), `answer ${c.responseCode} (${c.inBalance ? 'in balance' : 'out of balance'})`, c.inBalance ? 'ok' : 'FAIL']);
+}
+
 function reconciliationLines(report: DemoReport): string[] {
   const r = report.reconciliation;
   if (r === null) return ['reconciliation: not reached'];
@@ -85,6 +94,7 @@ function reconciliationLines(report: DemoReport): string[] {
     [
       [`journal ${DEMO_TERMINAL.terminalId}`, tally(l.journal.loads), tally(l.journal.purchases), '', ''],
       ['issuer (admin API)', tally(l.host.loads), tally(l.host.purchases), `${money(l.shadows)} (expected ${money(l.expectedShadows)})`, l.ok ? 'ok' : 'FAIL'],
+      ...settlementRows(r),
     ],
   );
   return ['reconciliation (ledger = issued + loaded − spent, from the journal; card balance read from the card; host shadow from the issuer):', '', cards, '', ledger];

@@ -19,6 +19,7 @@ import { DAY_CARDS, runDay } from './day.js';
 import { reconcile, type Reconciliation } from './reconcile.js';
 import { Script, errorText, verdict, type DayStep } from './script.js';
 import { money } from './till.js';
+import { DELIVER_BOUND_MS, uplinkOf } from './day-morning.js';
 import type { DemoFault } from './faults.js';
 
 export type { DayStep } from './script.js';
@@ -82,6 +83,16 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoReport> {
         return verdict(`host ${l.host.loads.count} loads ${money(l.host.loads.amount)}, ${l.host.purchases.count} purchases ${money(l.host.purchases.amount)}; Σ shadows ${money(l.shadows)}`, {
           'totals match the journal': l.host.loads.count === l.journal.loads.count && l.host.loads.amount === l.journal.loads.amount && l.host.purchases.count === l.journal.purchases.count && l.host.purchases.amount === l.journal.purchases.amount,
           'shadows add up': l.shadows === l.expectedShadows,
+        });
+      });
+      await s.step('0500 reconciliation', "terminal's totals over every reader seq sent to the issuer: 0510 00, in balance", async () => {
+        const r = await uplinkOf(w).reconcile({ drainTimeoutMs: DELIVER_BOUND_MS });
+        if (reconciliation !== null) reconciliation.settlement = r;
+        const per = r.currencies.map((c) => `${c.currencyName} ${c.responseCode}: ${c.terminal.loads.count} loads, ${c.terminal.purchases.count} purchases, ${c.terminal.authorizations} 0200s`);
+        return verdict(`${r.status}, reader seq ${r.firstSequence}..${r.lastSequence}; ${per.join('; ') || 'no currency'}`, {
+          'in balance': r.status === 'in-balance' && r.inBalance,
+          'every currency answered 00': r.currencies.length > 0 && r.currencies.every((c) => c.responseCode === '00'),
+          'nothing unsent': r.unsent === 0 && r.pendingReversals === 0,
         });
       });
     } catch (e) {

@@ -133,7 +133,7 @@ describe.skipIf(SKIP !== null)(`e-money purse through pcscd + vpcd + \`hilt emul
       const code = await issueCode(hosts, 'TERM0001', 'R-01');
       const io = captureIo();
       const gateway = `127.0.0.1:${hosts.gatewayPort}`;
-      const r = await runHilt(['load', '2000', '--reader', pcscd.readers[1], '--db', db, '--gateway', gateway, '--enrolment-code', code, '--json', '--trace'], {}, io);
+      const r = await runHilt(['load', '2000', '--reader', pcscd.readers[1], '--db', db, '--gateway', gateway, '--enrol-code', code, '--json', '--trace'], {}, io);
       expect(r.code, r.err).toBe(0);
       const report = JSON.parse(r.out) as LoadReport;
       expect(report.receipt).toMatchObject({ cardSerial: '48494C5400000002', counter: 3, amount: 2000, balanceBefore: 7000, balanceAfter: 9000 });

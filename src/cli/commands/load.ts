@@ -1,5 +1,5 @@
 /**
- * `hilt load <amount> [--gateway host:port] [--mac-key hex] [--key-version n] [--enrolment-code code]
+ * `hilt load <amount> [--gateway host:port] [--enrol-code code] [--timeout ms] [--no-forward]
  *  [--currency JPY] [--config file] [--db file] [--keys file] [--reader R] [--trace] [--json]`:
  * one e-money load (value onto the purse in a reader), authorized by the issuer through the gateway,
  * with a receipt.
@@ -11,20 +11,25 @@
  * --forward-wait ms (--no-forward leaves it queued in the journal's outbox for `hilt uplink` or the
  * next load). A decline by the issuer is one line `hilt: declined by the issuer: 61 …` and exit code 1.
  *
- * The terminal, its keys and its journal: as `hilt pay` (purse-terminal.ts). The host link: the
- * gateway's address (default 127.0.0.1:8583, where `hilt hosts` listens), the terminal's MAC key and
- * its version (default: the TEST key derived for the terminal id, labelled as such on stderr), and
- * the operator's one-time enrolment code for the reader's first sign-on. The uplink's state file
- * (reader key pair, authorizations) is uplink.db next to the journal.
+ * The terminal, its keys (--keys: the e-money provider's SCP03 keys) and its journal: as `hilt pay`
+ * (purse-terminal.ts). The host link, as `hilt uplink` takes it: the gateway's address (default
+ * 127.0.0.1:8583, where `hilt hosts` listens), --timeout, the operator's one-time code for the
+ * reader's first sign-on (--enrol-code), and the terminal's host MAC key from $HILT_UPLINK_MAC_KEY
+ * (version $HILT_UPLINK_KEY_VERSION, or --key-version), else the published TEST key derived for the
+ * terminal id (said on stderr). Key bytes never go on the command line and are never printed; after
+ * a key change (`hilt uplink key-change`) the uplink's state file holds the key and wins. The state
+ * file (reader key pair, authorizations, reversals) is uplink.db next to the journal.
  */
 import type { RegisterCommand } from './types.js';
 import type { CliContext } from '../context.js';
 import { toJson } from '../output.js';
-import { parseEndpoint, parseHexOption, parseIntOption, type Endpoint } from '../options.js';
+import { parseEndpoint, parseIntOption, type Endpoint } from '../options.js';
 import { toHex, zeroize } from '../../util/bytes.js';
 import { Uplink } from '../../hostlink/uplink/index.js';
 import { DEFAULT_UPLINK_REQUEST_TIMEOUT_MS } from '../../hostlink/uplink/config.js';
 import { testTerminalMacKey, TEST_INITIAL_KEY_VERSION } from '../../hostlink/test-keys.js';
+import { KeyFileError, secretHexFromString } from '../../terminal/keystore-file.js';
+import { UPLINK_KEY_VERSION_ENV, UPLINK_MAC_KEY_ENV } from './uplink.js';
 import { currencyByAlpha, formatAmount, loadPurse, parseAmount, type LoadReceipt, type PurseEvent, type RecoveryOutcome } from '../../terminal/purse/index.js';
 import { addPurseTerminalOptions, formatRows, printAnomalies, purseCliConfig, recoveryLine, withPurseTerminal, type PurseTerminalOptions } from './purse-terminal.js';
 
@@ -35,9 +40,8 @@ export const DEFAULT_FORWARD_WAIT_MS = 5_000;
 
 interface LoadOptions extends PurseTerminalOptions {
   gateway: Endpoint;
-  macKey?: Uint8Array;
-  keyVersion: number;
-  enrolmentCode?: string;
+  keyVersion?: number;
+  enrolCode?: string;
   timeout: number;
   forward: boolean;
   forwardWait: number;
@@ -78,9 +82,8 @@ export const registerLoad: RegisterCommand = (program, ctx) => {
     .argument('<amount>', "amount in the currency's units: 5000 (JPY), 50.00 (EUR)");
   addPurseTerminalOptions(cmd)
     .option('--gateway <host:port>', `the gateway (default ${DEFAULT_LOAD_GATEWAY}, where hilt hosts listens)`, parseEndpoint('--gateway', '127.0.0.1'), parseEndpoint('--gateway', '127.0.0.1')(DEFAULT_LOAD_GATEWAY))
-    .option('--mac-key <hex>', "the terminal's host MAC key, 16, 24 or 32 bytes (default: the TEST key for the terminal id)", parseHexOption('--mac-key', 16, 32))
-    .option('--key-version <n>', 'the MAC key version (field 53)', parseIntOption('--key-version', 1, 255), TEST_INITIAL_KEY_VERSION)
-    .option('--enrolment-code <code>', "the operator's one-time code, for the reader's first sign-on")
+    .option('--key-version <n>', `the host MAC key's version, field 53 (default $${UPLINK_KEY_VERSION_ENV}, else ${TEST_INITIAL_KEY_VERSION})`, parseIntOption('--key-version', 1, 255))
+    .option('--enrol-code <code>', "the operator's one-time code, for the reader's first sign-on")
     .option('--timeout <ms>', 'bound of one exchange with the gateway', parseIntOption('--timeout', 1, 600_000), DEFAULT_UPLINK_REQUEST_TIMEOUT_MS)
     .option('--no-forward', "leave the load's advice queued instead of delivering it now")
     .option('--forward-wait <ms>', "how long to try delivering the load's advice", parseIntOption('--forward-wait', 1, 600_000), DEFAULT_FORWARD_WAIT_MS)
@@ -89,14 +92,30 @@ export const registerLoad: RegisterCommand = (program, ctx) => {
     });
 };
 
+/** The terminal's host MAC key: $HILT_UPLINK_MAC_KEY, else the TEST key (said on stderr). */
+function hostMacKey(opts: LoadOptions, terminalId: string, ctx: CliContext, env: NodeJS.ProcessEnv = process.env): { macKey: Uint8Array; keyVersion: number } {
+  const versionText = env[UPLINK_KEY_VERSION_ENV];
+  const keyVersion =
+    opts.keyVersion ?? (versionText !== undefined && versionText.trim() !== '' ? parseIntOption(UPLINK_KEY_VERSION_ENV, 1, 255)(versionText) : TEST_INITIAL_KEY_VERSION);
+  const hex = env[UPLINK_MAC_KEY_ENV];
+  if (hex !== undefined && hex.trim() !== '') {
+    try {
+      return { macKey: secretHexFromString(hex), keyVersion };
+    } catch (e) {
+      throw new KeyFileError(`environment (${UPLINK_MAC_KEY_ENV})`, undefined, (e as Error).message);
+    }
+  }
+  ctx.io.err(`hilt: TEST KEYS: terminal ${terminalId}'s host MAC key is derived from the published test master (demos and tests only)`);
+  return { macKey: testTerminalMacKey(terminalId, keyVersion), keyVersion };
+}
+
 async function runLoad(amountText: string, opts: LoadOptions, ctx: CliContext): Promise<void> {
   const events: PurseEvent[] = [];
   const config = purseCliConfig(opts, events);
   const amount = parseAmount(amountText, config.currency);
   const gateway = `${opts.gateway.host}:${opts.gateway.port}`;
   await withPurseTerminal(opts, ctx, config, async (t, journal) => {
-    if (opts.macKey === undefined) ctx.io.err(`hilt: TEST KEYS: the host MAC key of terminal ${config.terminalId} is the published test key: demos and tests only`);
-    const macKey = opts.macKey ?? testTerminalMacKey(config.terminalId, opts.keyVersion);
+    const { macKey, keyVersion } = hostMacKey(opts, config.terminalId, ctx);
     let uplink: Uplink;
     try {
       uplink = Uplink.open({
@@ -106,11 +125,11 @@ async function runLoad(amountText: string, opts: LoadOptions, ctx: CliContext): 
           host: opts.gateway.host,
           port: opts.gateway.port,
           macKey,
-          keyVersion: opts.keyVersion,
+          keyVersion,
           requestTimeoutMs: opts.timeout,
         },
         journal,
-        enrolmentCode: opts.enrolmentCode,
+        enrolmentCode: opts.enrolCode,
       });
     } finally {
       zeroize(macKey);

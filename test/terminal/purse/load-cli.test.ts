@@ -11,6 +11,9 @@ import type { BalanceReport } from '../../../src/cli/commands/balance.js';
 import { adminGet, adminPost, issueCode, startHosts, type RunningHosts } from '../../hostlink/uplink/real-hosts.js';
 import { tempDir } from './helpers.js';
 import { freePort, hilt, startEmulator } from './cli-helpers.js';
+import { UPLINK_MAC_KEY_ENV } from '../../../src/cli/commands/uplink.js';
+import { testTerminalMacKey } from '../../../src/hostlink/test-keys.js';
+import { toHex } from '../../../src/util/bytes.js';
 
 const SERIAL = '48494C5400000001';
 
@@ -41,7 +44,7 @@ describe('hilt load', () => {
   });
 
   it('enrols the reader, loads, prints the receipt, and delivers the advice: the issuer shadows the balance', async () => {
-    const r = await load('2000', '--enrolment-code', code);
+    const r = await load('2000', '--enrol-code', code);
     expect(r.code, r.err.join('\n')).toBe(0);
     expect(r.out).toContain('=== e-money load: RECEIPT ===');
     expect(r.out).toMatch(/terminal\s+TERM0001 \(reader R-01\)/);
@@ -55,7 +58,7 @@ describe('hilt load', () => {
     expect(r.out).toMatch(/authorization\s+\d{6}\n/);
     expect(r.out).toMatch(/certificate\s+[0-9A-F]{32}/);
     expect(r.out).toMatch(/journal row\s+1 \(complete, advice delivered to the issuer\)/);
-    expect(r.err.join('\n')).toMatch(/TEST KEYS.*host MAC key/);
+    expect(r.err.join('\n')).toMatch(/TEST KEYS: terminal TERM0001's host MAC key/);
     expect(await adminGet(hosts, `/cards/${SERIAL}`)).toMatchObject({ balance: 7000, lastCounter: 2, records: 1 });
   });
 
@@ -106,13 +109,30 @@ describe('hilt load', () => {
     expect((JSON.parse(b.out) as BalanceReport).balance).toBe(7600);
   });
 
+  it("the host MAC key from $HILT_UPLINK_MAC_KEY, as hilt uplink takes it (no TEST line for it)", async () => {
+    process.env[UPLINK_MAC_KEY_ENV] = toHex(testTerminalMacKey('TERM0001'));
+    try {
+      const r = await load('10', '--json');
+      expect(r.code, r.err.join('\n')).toBe(0);
+      expect((JSON.parse(r.out) as LoadReport).advice).toBe('delivered');
+      expect(r.err.join('\n')).not.toMatch(/host MAC key/);
+    } finally {
+      delete process.env[UPLINK_MAC_KEY_ENV];
+    }
+  });
+
   it('usage errors exit 2', async () => {
     const r = await load('12.5');
     expect(r.code).toBe(2);
     expect(lines(r.err)).toEqual([expect.stringMatching(/^hilt: amount: JPY has 0 decimal place\(s\)/)]);
-    const k = await load('10', '--mac-key', '0011');
-    expect(k.code).toBe(2);
-    expect(lines(k.err).at(-1)).toMatch(/--mac-key: expected 16 to 32 bytes/);
+    process.env[UPLINK_MAC_KEY_ENV] = '0011';
+    try {
+      const k = await load('10');
+      expect(k.code).toBe(2);
+      expect(lines(k.err).at(-1)).toMatch(/^hilt: environment \(HILT_UPLINK_MAC_KEY\): /);
+    } finally {
+      delete process.env[UPLINK_MAC_KEY_ENV];
+    }
     const g = await load('10', '--gateway', 'nowhere');
     expect(g.code).toBe(2);
     expect(lines(g.err).at(-1)).toMatch(/--gateway: expected host:port/);

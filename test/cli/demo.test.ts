@@ -64,11 +64,11 @@ describe('hilt demo --json: the scripted day', () => {
 
   it('loads and purchases move exactly their amounts; advices reach the host', () => {
     const load = step('load JPY 20,000 on card A').happened;
-    expect(load).toMatch(/balance JPY 0 → JPY 20,000, counter 1/);
-    const buy = step('purchase JPY 1,250 on card A').happened.match(/balance (JPY [\d,]+) → (JPY [\d,]+)/);
+    expect(load).toMatch(/approved: JPY 0 → JPY 20,000, counter 1/);
+    const buy = step('purchase JPY 1,250 on card A').happened.match(/(JPY [\d,]+) → (JPY [\d,]+)/);
     expect(buy).not.toBeNull();
     expect(yen(buy![1]) - yen(buy![2])).toBe(1_250);
-    expect(step('advices forwarded').happened).toMatch(/^(\d+) queued: \1 delivered, 0 duplicates/);
+    expect(step('advices forwarded').happened).toMatch(/^(\d+) queued → \1 delivered \(0 repeats, 0 refused\); host at seq \1, 0 gaps/);
   });
 
   it('refuses the card blocked at the host once the delta arrived, before any debit', () => {
@@ -98,7 +98,7 @@ describe('hilt demo --json: the scripted day', () => {
   it('queues advices through the host outage and delivers them once after the restart', () => {
     const held = Number(/(\d+) still queued/.exec(step('advices held in the journal').happened)?.[1]);
     expect(held).toBeGreaterThanOrEqual(4);
-    expect(step('hosts restarted, queue delivered').happened).toMatch(new RegExp(`^${held} delivered, 0 duplicates`));
+    expect(step('hosts restarted, queue delivered').happened).toMatch(new RegExp(`^${held} delivered \\(0 repeats, 0 refused\\)`));
     expect(step('load JPY 2,000 on card A offline').happened).toMatch(/issuer unavailable/);
     expect(step('nothing lost or doubled').happened).toMatch(/journal (\d+) final rows; host \1 advices, gaps 0, repeats 0/);
   });
@@ -142,11 +142,13 @@ describe('hilt demo --json: the scripted day', () => {
 });
 
 describe('hilt demo: the text report', () => {
-  it('prints the day table, the reconciliation and PASS', async () => {
+  it('prints the reader check (--transport), the day table, the reconciliation and PASS', async () => {
     const io = capture();
-    expect(await run(['node', 'hilt', 'demo'], io)).toBe(0);
+    expect(await run(['node', 'hilt', 'demo', '--transport'], io)).toBe(0);
     expect(io.stderr).toEqual([]);
     const text = io.stdout.join('\n');
+    expect(text).toMatch(/^ +section +step +SW +meaning +out +in +wire +µs +what it shows$/m);
+    expect(text).toMatch(/^ok +hot-plug +card pulled, re-inserted, reset /m);
     expect(text).toMatch(/^step +what happened +expected +ok$/m);
     for (const section of ['[open]', '[sales]', '[blocked card]', '[stolen reader]', '[torn purchase]', '[rolled-back card]', '[host outage]', '[close of day]']) expect(text).toContain(section);
     expect(text).toMatch(/^card +serial +loaded +spent +ledger +card balance +host shadow +ok +note$/m);

@@ -38,7 +38,8 @@ export function deliver(w: World, bound = DELIVER_BOUND_MS): Promise<ForwarderSt
 }
 
 export function adviceCount(stats: ForwarderStats): string {
-  return `${stats.delivered} delivered, ${stats.duplicates} duplicates, ${stats.refused} refused, ${stats.keptLocal} anomaly records kept local`;
+  const local = stats.keptLocal > 0 ? `, ${stats.keptLocal} anomaly records kept local` : '';
+  return `${stats.delivered} delivered (${stats.duplicates} repeats, ${stats.refused} refused${local})`;
 }
 
 export async function openTerminal(c: DayContext): Promise<void> {
@@ -71,22 +72,22 @@ export async function sell(c: DayContext, loads: readonly [string, number][], pu
   s.part('sales');
   for (const [label, amount] of loads) {
     const card = c.card(label);
-    await s.step(`load ${money(amount)} on card ${label}`, 'issuer authorizes (0200/0210), card credits, advice queued', async () => {
+    await s.step(`load ${money(amount)} on card ${label}`, 'issuer authorizes (0200/0210); card credited', async () => {
       const before = card.known;
       const r = await c.load(card, amount);
       card.known = { balance: r.balanceAfter, counter: r.counter };
-      return verdict(`balance ${money(before.balance)} → ${money(r.balanceAfter)}, counter ${r.counter}`, {
+      return verdict(`approved: ${money(before.balance)} → ${money(r.balanceAfter)}, counter ${r.counter}`, {
         'credited by the amount': r.balanceAfter === before.balance + amount,
         'counter +1': r.counter === before.counter + 1,
       });
     });
   }
   for (const [label, amount] of purchases) await purchaseStep(c, label, amount);
-  await s.step('advices forwarded', 'every queued record delivered once (0220 → 0230 00)', async () => {
+  await s.step('advices forwarded', 'every queued advice delivered once (0220 → 0230 00)', async () => {
     const queued = w.journal.outboundCount();
     const stats = await deliver(w);
     const seq = await w.admin.sequence(DEMO_TERMINAL.terminalId, DEMO_TERMINAL.readerId);
-    return verdict(`${queued} queued: ${adviceCount(stats)}; host at reader seq ${seq?.lastSequence ?? '-'}, gaps ${seq?.missing.length ?? '-'}`, {
+    return verdict(`${queued} queued → ${adviceCount(stats)}; host at seq ${seq?.lastSequence ?? '-'}, ${seq?.missing.length ?? '-'} gaps`, {
       'outbox empty': w.journal.outboundCount() === 0,
       'all delivered': stats.delivered + stats.keptLocal === queued && stats.duplicates === 0,
       'host has the last reader sequence': seq !== null && seq.lastSequence === w.journal.lastReaderSequence(),
@@ -98,11 +99,11 @@ export async function sell(c: DayContext, loads: readonly [string, number][], pu
 /** One approved purchase: the card's balance down by the amount, its counter up by one. */
 export async function purchaseStep(c: DayContext, label: string, amount: number, note = ''): Promise<void> {
   const card = c.card(label);
-  await c.s.step(`purchase ${money(amount)} on card ${label}${note}`, `approved; balance −${money(amount)}, counter +1`, async () => {
+  await c.s.step(`purchase ${money(amount)} on card ${label}${note}`, `approved; −${money(amount)}, counter +1`, async () => {
     const before = card.known;
     const { receipt } = await pay(c.w, card, amount);
     card.known = { balance: receipt.balanceAfter, counter: receipt.counter };
-    return verdict(`approved, reader seq ${receipt.readerSeq}: balance ${money(before.balance)} → ${money(receipt.balanceAfter)}, counter ${receipt.counter}`, {
+    return verdict(`approved, seq ${receipt.readerSeq}: ${money(before.balance)} → ${money(receipt.balanceAfter)}, counter ${receipt.counter}`, {
       'debited by the amount': receipt.balanceAfter === before.balance - amount,
       'counter +1': receipt.counter === before.counter + 1,
     });

@@ -82,8 +82,7 @@ async function reconcileCard(w: World, card: DemoCard, rows: readonly JournalRow
     note = `host misses counter(s) ${missing.map((m) => (m.from === m.to ? `${m.from}` : `${m.from}-${m.to}`)).join(', ')}`;
   } else if (card.rolledBackBy > 0) {
     ok = hostOk && excess === card.rolledBackBy;
-    note = `rolled back: card ${money(excess)} above the ledger = spent after the copy; refused, flagged`;
-    if (excess !== card.rolledBackBy) note = `rolled back: card ${money(excess)} above the ledger, expected ${money(card.rolledBackBy)}`;
+    note = excess === card.rolledBackBy ? `rolled back: card +${money(excess)} = spent after the copy; refused` : `rolled back: card +${money(excess)}, expected +${money(card.rolledBackBy)}`;
   } else {
     ok = hostOk && excess === 0;
     note = ok ? 'balanced' : `card ${excess >= 0 ? '+' : '−'}${money(Math.abs(excess))} vs ledger; host ${shadow === null ? 'has no shadow' : `${shadow - ledger >= 0 ? '+' : '−'}${money(Math.abs(shadow - ledger))} vs ledger`}`;

@@ -10,7 +10,7 @@ import { money } from './till.js';
 import { DEMO_TERMINAL } from './world.js';
 
 /** Widest text of each wrapped column. */
-const WIDTH = { step: 34, happened: 60, expected: 46 } as const;
+const WIDTH = { step: 38, happened: 60, expected: 46 } as const;
 
 /** Splits `text` into lines of at most `width` characters, at spaces where it can. */
 export function wrap(text: string, width: number): string[] {

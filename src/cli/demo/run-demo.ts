@@ -65,7 +65,8 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoReport> {
   s.part('setup');
   await s.step('hosts up, cards issued', `mock hosts on loopback; the bureau issues ${DAY_CARDS.length} purse cards; terminal TERM0001 ready`, async () => {
     world = await buildWorld({ cards: DAY_CARDS });
-    return { ok: true, happened: `gateway :${world.hosts.gatewayPort}, admin :${world.hosts.adminPort}, reader vpcd :${world.reader.port}; cards ${world.cards.map((c) => `${c.label}=${c.serialHex}`).join(' ')}` };
+    const serials = world.cards.map((c) => c.serialHex);
+    return { ok: true, happened: `gateway :${world.hosts.gatewayPort}, admin :${world.hosts.adminPort}, vpcd reader :${world.reader.port}; cards ${world.cards.map((c) => c.label).join(', ')}: ${serials[0]}..${serials[serials.length - 1].slice(-2)}` };
   });
   const w = world as Awaited<ReturnType<typeof buildWorld>> | null;
   if (w !== null) {

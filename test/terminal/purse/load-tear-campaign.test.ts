@@ -29,7 +29,7 @@ describe('load tear campaign: card pulled at every APDU', () => {
     expect(single.measured).toBe(5);
     expect(single.cutPoints).toBe(single.measured);
     expect(single.cuts).toBe(2 * single.measured);
-    // the recovering load adds READ LOG (its card logs 3 records: no GET RESPONSE)
+    // the recovering load adds READ LOG (two records on the card: no GET RESPONSE)
     expect(double.measured).toBe(single.measured + 1);
     expect(double.cutPoints).toBe(double.measured);
     expect(double.cuts).toBe(2 * double.measured);

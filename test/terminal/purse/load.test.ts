@@ -198,6 +198,27 @@ describe('loadPurse', () => {
     expect(await forwardAndCount(bench)).toMatchObject({ expected: 2, lost: 0, appliedTwice: 0, anomalies: {} });
   });
 
+  it('a 0210 that does not fit the row (another date-time): no LOAD, the row fails, the authorization is reversed', async () => {
+    bench = await openLoadBench();
+    const { term } = bench;
+    const card = await issueCard({ serial: loadSerial(12), initialLoad: START });
+    const wire = new Wire(card);
+    const uplink = bench.uplink;
+    const skewed = {
+      authorizeLoad: async (id: number) => {
+        const auth = await uplink.authorizeLoad(id);
+        return auth.approved ? { ...auth, dateTime: purseDateTime(START + 60_000, term.config.utcOffsetMinutes) } : auth;
+      },
+      reverseLoad: (id: number) => uplink.reverseLoad(id),
+    };
+    const err = await loadPurse({ ...term, channel: wire }, skewed, 1_200).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'PROTOCOL', message: expect.stringMatching(/does not fit the row: date-time/) });
+    expect(wire.instructions).toEqual(['A4', '50', '82', 'B4']);
+    expect(term.journal.get(1)).toMatchObject({ status: 'failed' });
+    expect(uplink.reversals()).toMatchObject([{ readerSeq: 1, status: 'reversed' }]);
+    expect(await loadReversals(bench)).toEqual({ count: 1, amount: 1_200 });
+  });
+
   it('the reversal can be replaced (LoadOptions.reverse) and its failure does not hide the card refusal', async () => {
     bench = await openLoadBench();
     const { term } = bench;

@@ -52,7 +52,7 @@ export async function tornPurchase(c: DayContext, label: string, torn: number, n
     const tid = terminalIdBytes(DEMO_TERMINAL.terminalId);
     const logged = (await look(w, card)).log.filter((e) => e.type === 'debit' && e.terminalSequence === pending?.readerSeq && bytesEqual(e.terminalId, tid));
     return verdict(
-      `row ${pending?.id ?? '-'} ${row?.status ?? '-'} at counter ${rec?.counter ?? '-'}; ${money(next)} approved: balance ${money(before.balance)} → ${money(r.receipt.balanceAfter)}`,
+      `row ${pending?.id ?? '-'} ${row?.status ?? '-'} at counter ${rec?.counter ?? '-'}; ${money(next)} approved: ${money(before.balance)} → ${money(r.receipt.balanceAfter)}`,
       {
         'row recovered': rec?.resolution === 'recovered' && row?.status === 'recovered',
         'only the new DEBIT sent': debitsSeen(card) === debits + 1,
@@ -73,7 +73,7 @@ export async function rolledBackCard(c: DayContext, label: string, afterCopy: re
     w.copyImage(card, copy);
     return { ok: true, happened: `saved at counter ${saved.counter}, balance ${money(saved.balance)}` };
   });
-  for (const amount of afterCopy) await purchaseStep(c, label, amount, ' after the copy');
+  for (const amount of afterCopy) await purchaseStep(c, label, amount, ', after copy');
   await s.step(`copy restored onto card ${label}`, 'the card shows its old counter and balance again', async () => {
     const now = { ...card.known };
     w.restoreImage(card, copy);

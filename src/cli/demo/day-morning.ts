@@ -149,15 +149,16 @@ export async function blockedCard(c: DayContext, label: string, amount: number):
 export async function stolenReader(c: DayContext): Promise<void> {
   const { w, s } = c;
   s.part('stolen reader');
-  const code = await w.admin.enrolmentCode(STOLEN_TERMINAL.terminalId, STOLEN_TERMINAL.readerId);
-  const other = w.openOtherTerminal(code);
+  let other: ReturnType<World['openOtherTerminal']> | null = null;
   try {
     await s.step(`reader ${STOLEN_TERMINAL.readerId} enrolled`, `${STOLEN_TERMINAL.terminalId}/${STOLEN_TERMINAL.readerId} enrols with its own code and signs on`, async () => {
+      other = w.openOtherTerminal(await w.admin.enrolmentCode(STOLEN_TERMINAL.terminalId, STOLEN_TERMINAL.readerId));
       await other.uplink.connect();
       const r = await w.admin.reader(STOLEN_TERMINAL.readerId);
       return verdict(`host: ${r.status}, signed on`, { enrolled: r.enrolledAt !== null, 'signed on': r.signedOnUntil !== null });
     });
     await s.step(`stolen reader ${STOLEN_TERMINAL.readerId} refused`, 'operator blocks it (admin API); its next sign-on is refused with 80', async () => {
+      if (other === null) return { ok: false, happened: 'the reader was never enrolled' };
       const blocked = await w.admin.blockReader(STOLEN_TERMINAL.readerId, 'reported stolen');
       await other.uplink.link.drop();
       const e = await caught(other.uplink.connect());
@@ -174,6 +175,6 @@ export async function stolenReader(c: DayContext): Promise<void> {
       return verdict(`host: ${r.status}, signed on`, { active: r.blockedAt === null && r.signedOnUntil !== null });
     });
   } finally {
-    await other.close();
+    await (other as ReturnType<World['openOtherTerminal']> | null)?.close();
   }
 }

@@ -28,6 +28,7 @@ import { testTerminalMacKey } from '../../hostlink/test-keys.js';
 import { testStaticKeys } from '../../crypto/diversify.js';
 import { testPurseMasterKey } from '../../crypto/purse-certificate.js';
 import { fromHex, toHex, zeroize } from '../../util/bytes.js';
+import { SILENT_LOGGER } from '../../util/logger.js';
 // The demo issues and runs emulated cards in-process, like `hilt emulator` (DESIGN.md allows the CLI that).
 import { buildPurseCard, issuePurseCard, type PurseCardOrder } from '../../../emulator/bureau.js';
 import { VpcdCardClient } from '../../../emulator/vpcd/client.js';
@@ -44,7 +45,6 @@ export const JPY_NUMERIC = 392;
 /** Loopback bounds: short, so a stopped host is noticed in milliseconds, not seconds. */
 const UPLINK_BOUNDS = { requestTimeoutMs: 3_000, connectTimeoutMs: 500, backoff: { baseMs: 20, maxMs: 200, jitter: 0 } } as const;
 
-const quiet = { info: () => undefined, warn: () => undefined };
 
 export interface CardPlan {
   /** Short name in the tables: "A", "B", ... */
@@ -162,7 +162,7 @@ export async function buildWorld(o: WorldOptions): Promise<World> {
     closers.push(() => (hostsUp ? hosts.close() : undefined));
     const admin = new AdminClient(hosts.adminUrl);
 
-    const reader = await VpcdServer.listen({ port: 0, logger: quiet });
+    const reader = await VpcdServer.listen({ port: 0, logger: SILENT_LOGGER });
     closers.push(() => reader.close());
     const channel = withGetResponse({ reissueOn6C: false })(reader);
 
@@ -186,7 +186,7 @@ export async function buildWorld(o: WorldOptions): Promise<World> {
         const order = orderFor(serial, image, plan.issued, masterKeys, issuerMaster);
         const issued = await issuePurseCard(order, openScp03);
         const tap = new CardTap(issued.os);
-        const client = new VpcdCardClient(tap, { port: reader.port, logger: quiet, initialDelayMs: 5, maxDelayMs: 50 });
+        const client = new VpcdCardClient(tap, { port: reader.port, logger: SILENT_LOGGER, initialDelayMs: 5, maxDelayMs: 50 });
         const card: DemoCard = { ...plan, serial, serialHex: toHex(serial).toUpperCase(), image, tap, client, order: { ...order, masterKeys: testStaticKeys('emoney'), issuerMaster: testPurseMasterKey() }, closeStore: storeCloser(issued.store), known: { balance: issued.status.balance, counter: issued.status.counter }, issuedBalance: issued.status.balance, rolledBackBy: 0 };
         closers.push(() => card.closeStore());
         closers.push(() => client.close());

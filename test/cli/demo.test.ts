@@ -84,6 +84,9 @@ describe('hilt demo --json: the scripted day', () => {
   it('recovers the torn purchase from the card, debited once', () => {
     expect(step('answer to DEBIT lost on card B').happened).toMatch(/interrupted \(CARD_REMOVED\): journal row \d+ pending/);
     expect(step('card B presented again').happened).toMatch(/row \d+ recovered at counter \d+; JPY 400 approved/);
+    // The terminal's own log says the same: one interruption, one recovery.
+    expect(report.terminalLog.filter((e) => e.kind === 'interrupted')).toHaveLength(1);
+    expect(report.terminalLog.filter((e) => e.kind === 'recovered')).toHaveLength(1);
   });
 
   it('refuses the rolled-back card and shows the rollback in the reconciliation', () => {

@@ -21,6 +21,7 @@ import { Script, errorText, verdict, type DayStep } from './script.js';
 import { money } from './till.js';
 import { DELIVER_BOUND_MS, uplinkOf } from './day-morning.js';
 import type { DemoFault } from './faults.js';
+import type { PurseEvent } from '../../terminal/purse/index.js';
 
 export type { DayStep } from './script.js';
 export type { TransportReport, StepResult } from './transport.js';
@@ -41,6 +42,8 @@ export interface DemoReport {
   transport: TransportReport | null;
   steps: DayStep[];
   reconciliation: Reconciliation | null;
+  /** The terminal's own log lines of the day (refusals, tears, recoveries, anomalies), in order. */
+  terminalLog: PurseEvent[];
   durationMs: number;
 }
 
@@ -61,6 +64,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoReport> {
   }
 
   let reconciliation: Reconciliation | null = null;
+  const terminalLog: PurseEvent[] = [];
   let world: Awaited<ReturnType<typeof buildWorld>> | null = null;
   s.part('setup');
   await s.step('hosts up, cards issued', `mock hosts on loopback; the bureau issues ${DAY_CARDS.length} purse cards; terminal TERM0001 ready`, async () => {
@@ -99,9 +103,10 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoReport> {
     } catch (e) {
       await s.step('the day', 'runs to the end', async () => ({ ok: false, happened: errorText(e) }));
     } finally {
+      terminalLog.push(...w.events);
       await w.close();
     }
   }
   const failed = s.failures.map((x) => `${x.section}: ${x.name}`);
-  return { ok: failed.length === 0, failed, faults: [...faults], transport, steps: s.steps, reconciliation, durationMs: Date.now() - t0 };
+  return { ok: failed.length === 0, failed, faults: [...faults], transport, steps: s.steps, reconciliation, terminalLog, durationMs: Date.now() - t0 };
 }

@@ -84,35 +84,38 @@ export class CardRefusedError extends HiltError {
   }
 }
 
-export class PurchaseInterruptedError extends HiltError {
+/**
+ * The answer to a value command (DEBIT, LOAD) was lost: the card may or may not have moved value. The
+ * row stays pending; recovery decides from the card's log when it is presented again. The code is the
+ * cause's (CARD_REMOVED, TIMEOUT, ...), PROTOCOL for an answer that does not verify or decode.
+ */
+export class ValueCommandInterruptedError extends HiltError {
   readonly journalId: number;
   readonly readerSeq: number;
-  constructor(journalId: number, readerSeq: number, cause: unknown) {
+  readonly command: PurseValueCommand;
+  constructor(command: PurseValueCommand, journalId: number, readerSeq: number, cause: unknown) {
     const code: ErrorCode = cause instanceof HiltError ? cause.code : 'PROTOCOL';
     const why = cause instanceof Error ? cause.message : String(cause);
     super(
       code,
-      `the answer to DEBIT was lost (${why}): journal row ${journalId} (reader seq ${readerSeq}) stays pending; present the card again to resolve it`,
+      `the answer to ${command} was lost (${why}): journal row ${journalId} (reader seq ${readerSeq}) stays pending; present the card again to resolve it`,
       { cause },
     );
     this.journalId = journalId;
     this.readerSeq = readerSeq;
+    this.command = command;
   }
 }
 
-export class LoadInterruptedError extends HiltError {
-  readonly journalId: number;
-  readonly readerSeq: number;
+export class PurchaseInterruptedError extends ValueCommandInterruptedError {
   constructor(journalId: number, readerSeq: number, cause: unknown) {
-    const code: ErrorCode = cause instanceof HiltError ? cause.code : 'PROTOCOL';
-    const why = cause instanceof Error ? cause.message : String(cause);
-    super(
-      code,
-      `the answer to LOAD was lost (${why}): journal row ${journalId} (reader seq ${readerSeq}) stays pending; present the card again to resolve it`,
-      { cause },
-    );
-    this.journalId = journalId;
-    this.readerSeq = readerSeq;
+    super('DEBIT', journalId, readerSeq, cause);
+  }
+}
+
+export class LoadInterruptedError extends ValueCommandInterruptedError {
+  constructor(journalId: number, readerSeq: number, cause: unknown) {
+    super('LOAD', journalId, readerSeq, cause);
   }
 }
 

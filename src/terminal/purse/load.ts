@@ -47,11 +47,11 @@ import { ProtocolError } from '../../util/errors.js';
 import { bytesEqual, toHex } from '../../util/bytes.js';
 import type { Journal, JournalRow } from '../journal/index.js';
 import { LoadInDoubtError, type LoadAuthorization, type ReversalRecord, type Uplink } from '../../hostlink/uplink/index.js';
-import { MAX_CARD_SEQUENCE, formatLocalTime, purseDateTime, terminalIdBytes, type PurseTerminalConfig } from './config.js';
-import { formatAmount } from './currency.js';
-import { CardRefusedError, IssuerUnavailableError, LoadDeclinedError, LoadInterruptedError, PurseRefusedError } from './errors.js';
+import { terminalIdBytes, type PurseTerminalConfig } from './config.js';
+import { CardRefusedError, IssuerUnavailableError, LoadDeclinedError } from './errors.js';
 import { checkAmount, checkLoadPolicy, type PolicyVerdict } from './policy.js';
-import { decodeDebitAnswer, loadCommand, purseSwText, type DebitAnswer } from './protocol.js';
+import { loadCommand, purseSwText } from './protocol.js';
+import { beginValueRow, sendValueCommand } from './value-command.js';
 import { recoverPending, type RecoveryOutcome } from './recovery.js';
 import { openPurseSession, type PurseSession } from './session.js';
 import type { PurchaseReceipt, PurseTerminal } from './purchase.js';
@@ -169,14 +169,8 @@ async function load(session: PurseSession, terminal: PurseTerminal, uplink: Load
   const serial = session.serialHex;
   const cur = config.currency;
   const say = config.log;
-  const { id, readerSeq } = journal.beginTransaction({ provider: config.provider, type: 'load', cardSerial: serial, cardCounter: status.counter, amount, currency: cur.alpha });
-  if (readerSeq > MAX_CARD_SEQUENCE) {
-    journal.fail(id, { error: `reader sequence ${readerSeq} does not fit the card's 4 bytes`, cardCounter: status.counter });
-    throw new PurseRefusedError('reader-sequence-exhausted', `reader sequence ${readerSeq} is above ${MAX_CARD_SEQUENCE}: this reader needs a new identity`, serial);
-  }
-  const row = journal.get(id);
-  if (row === null) throw new ProtocolError(`journal row ${id} vanished after it was written`);
-  const dateTime = purseDateTime(row.createdAt, config.utcOffsetMinutes);
+  const pending = beginValueRow(session, journal, config, 'load', amount);
+  const { id, readerSeq, row, dateTime } = pending;
 
   // The issuer.
   let auth: LoadAuthorization;
@@ -216,59 +210,24 @@ async function load(session: PurseSession, terminal: PurseTerminal, uplink: Load
     issuerReference: Uint8Array.from(auth.issuerReference, (c) => c.charCodeAt(0)),
     cryptogram: auth.loadCryptogram,
   });
-  let answer: DebitAnswer;
-  try {
-    const resp = await session.exchange(command);
-    if (resp.sw !== 0x9000) {
-      const err = new CardRefusedError(resp.sw, id, readerSeq, 'LOAD');
-      await failAndReverse(journal, config, reverse, row, 'card-refused', `card answered ${purseSwText(resp.sw)}`);
-      say({ level: 'warn', kind: 'card-refused', code: err.swHex, message: err.message, cardSerial: serial, journalId: id, readerSeq });
-      throw err;
-    }
-    answer = decodeDebitAnswer(resp.data);
-    if (answer.counter <= status.counter) throw new ProtocolError(`LOAD answered counter ${answer.counter}, not above ${status.counter}`);
-  } catch (e) {
-    if (e instanceof CardRefusedError) throw e;
-    const err = new LoadInterruptedError(id, readerSeq, e);
-    say({ level: 'warn', kind: 'interrupted', code: err.code, message: err.message, cardSerial: serial, journalId: id, readerSeq });
-    throw err;
-  }
-
-  journal.complete(id, { cardCounter: answer.counter, certificate: answer.certificate, balanceAfter: answer.balanceAfter });
-  if (answer.counter !== status.counter + 1 || answer.balanceAfter !== status.balance + amount) {
-    journal.recordAnomaly({
-      kind: 'other',
-      cardSerial: serial,
-      counter: answer.counter,
-      lastCounter: status.counter,
-      transactionId: id,
-      details: { problem: 'LOAD answer does not follow READ STATUS', balanceBefore: status.balance, balanceAfter: answer.balanceAfter, amount },
-    });
-  }
-  const receipt: LoadReceipt = {
-    terminalId: config.terminalId,
-    readerId: config.readerId,
-    journalId: id,
-    readerSeq,
-    cardSerial: serial,
-    counter: answer.counter,
+  const common = await sendValueCommand({
+    session,
+    journal,
+    config,
+    pending,
+    name: 'LOAD',
+    command,
     amount,
-    currency: cur.alpha,
-    balanceBefore: status.balance,
-    balanceAfter: answer.balanceAfter,
-    certificate: answer.certificate,
-    time: row.createdAt,
-    localTime: formatLocalTime(row.createdAt, config.utcOffsetMinutes),
-    dateTime,
-    amountText: formatAmount(amount, cur),
-    balanceText: formatAmount(answer.balanceAfter, cur),
-    issuerReference: auth.issuerReference,
-    authorizationId: auth.authorizationId,
-  };
+    refused: async (sw) => {
+      await failAndReverse(journal, config, reverse, row, 'card-refused', `card answered ${purseSwText(sw)}`);
+      return new CardRefusedError(sw, id, readerSeq, 'LOAD');
+    },
+  });
+  const receipt: LoadReceipt = { ...common, balanceBefore: status.balance, issuerReference: auth.issuerReference, authorizationId: auth.authorizationId };
   say({
     level: 'info',
     kind: 'complete',
-    message: `load ${receipt.amountText}, card ${serial} counter ${answer.counter}, balance ${receipt.balanceText}, issuer reference ${auth.issuerReference} (journal row ${id}, reader seq ${readerSeq})`,
+    message: `load ${receipt.amountText}, card ${serial} counter ${receipt.counter}, balance ${receipt.balanceText}, issuer reference ${auth.issuerReference} (journal row ${id}, reader seq ${readerSeq})`,
     cardSerial: serial,
     journalId: id,
     readerSeq,

@@ -22,14 +22,13 @@
  *   log the next time. A debit is never sent twice for one row.
  */
 import type { CardChannel } from '../../reader/channel.js';
-import { ProtocolError } from '../../util/errors.js';
 import type { Journal } from '../journal/index.js';
 import type { ProviderDomain } from '../keystore.js';
-import { MAX_CARD_SEQUENCE, formatLocalTime, purseDateTime, terminalIdBytes, type PurseTerminalConfig } from './config.js';
-import { formatAmount } from './currency.js';
-import { CardRefusedError, PurchaseInterruptedError, PurseRefusedError } from './errors.js';
+import { terminalIdBytes, type PurseTerminalConfig } from './config.js';
+import { CardRefusedError } from './errors.js';
 import { checkAmount, checkPolicy, type PolicyVerdict } from './policy.js';
-import { decodeDebitAnswer, debitCommand, purseSwText, type DebitAnswer } from './protocol.js';
+import { debitCommand, purseSwText } from './protocol.js';
+import { beginValueRow, sendValueCommand } from './value-command.js';
 import { recoverPending, type RecoveryOutcome } from './recovery.js';
 import { openPurseSession, type PurseSession } from './session.js';
 
@@ -98,77 +97,27 @@ export async function purchase(terminal: PurseTerminal, amount: number): Promise
  */
 async function debit(session: PurseSession, terminal: PurseTerminal, amount: number): Promise<PurchaseReceipt> {
   const { journal, config } = terminal;
-  const status = session.status;
-  const serial = session.serialHex;
-  const cur = config.currency;
-  const { id, readerSeq } = journal.beginTransaction({
-    provider: config.provider,
-    type: 'purchase',
-    cardSerial: serial,
-    cardCounter: status.counter,
+  const pending = beginValueRow(session, journal, config, 'purchase', amount);
+  const { id, readerSeq, dateTime } = pending;
+  const command = debitCommand({ amount, currency: config.currency.numeric, terminalId: terminalIdBytes(config.terminalId), terminalSequence: readerSeq, dateTime });
+  const receipt = await sendValueCommand({
+    session,
+    journal,
+    config,
+    pending,
+    name: 'DEBIT',
+    command,
     amount,
-    currency: cur.alpha,
+    refused: async (sw) => {
+      journal.fail(id, { error: `card answered ${purseSwText(sw)}`, cardCounter: session.status.counter });
+      return new CardRefusedError(sw, id, readerSeq);
+    },
   });
-  if (readerSeq > MAX_CARD_SEQUENCE) {
-    journal.fail(id, { error: `reader sequence ${readerSeq} does not fit the card's 4 bytes`, cardCounter: status.counter });
-    throw new PurseRefusedError('reader-sequence-exhausted', `reader sequence ${readerSeq} is above ${MAX_CARD_SEQUENCE}: this reader needs a new identity`, serial);
-  }
-  const row = journal.get(id);
-  if (row === null) throw new ProtocolError(`journal row ${id} vanished after it was written`);
-  const dateTime = purseDateTime(row.createdAt, config.utcOffsetMinutes);
-  const command = debitCommand({ amount, currency: cur.numeric, terminalId: terminalIdBytes(config.terminalId), terminalSequence: readerSeq, dateTime });
-
-  let answer: DebitAnswer;
-  try {
-    const resp = await session.exchange(command);
-    if (resp.sw !== 0x9000) {
-      journal.fail(id, { error: `card answered ${purseSwText(resp.sw)}`, cardCounter: status.counter });
-      const err = new CardRefusedError(resp.sw, id, readerSeq);
-      config.log({ level: 'warn', kind: 'card-refused', code: err.swHex, message: err.message, cardSerial: serial, journalId: id, readerSeq });
-      throw err;
-    }
-    answer = decodeDebitAnswer(resp.data);
-    if (answer.counter <= status.counter) throw new ProtocolError(`DEBIT answered counter ${answer.counter}, not above ${status.counter}`);
-  } catch (e) {
-    if (e instanceof CardRefusedError) throw e;
-    const err = new PurchaseInterruptedError(id, readerSeq, e);
-    config.log({ level: 'warn', kind: 'interrupted', code: err.code, message: err.message, cardSerial: serial, journalId: id, readerSeq });
-    throw err;
-  }
-
-  journal.complete(id, { cardCounter: answer.counter, certificate: answer.certificate, balanceAfter: answer.balanceAfter });
-  if (answer.counter !== status.counter + 1 || answer.balanceAfter !== status.balance - amount) {
-    journal.recordAnomaly({
-      kind: 'other',
-      cardSerial: serial,
-      counter: answer.counter,
-      lastCounter: status.counter,
-      transactionId: id,
-      details: { problem: 'DEBIT answer does not follow READ STATUS', balanceBefore: status.balance, balanceAfter: answer.balanceAfter, amount },
-    });
-  }
-  const receipt: PurchaseReceipt = {
-    terminalId: config.terminalId,
-    readerId: config.readerId,
-    journalId: id,
-    readerSeq,
-    cardSerial: serial,
-    counter: answer.counter,
-    amount,
-    currency: cur.alpha,
-    balanceAfter: answer.balanceAfter,
-    certificate: answer.certificate,
-    time: row.createdAt,
-    localTime: formatLocalTime(row.createdAt, config.utcOffsetMinutes),
-    dateTime,
-    amountText: formatAmount(amount, cur),
-    balanceText: formatAmount(answer.balanceAfter, cur),
-  };
   config.log({
     level: 'info',
     kind: 'complete',
-    message: `purchase ${receipt.amountText}, card ${serial} counter ${answer.counter}, balance ${receipt.balanceText} (journal row ${id}, reader seq ${readerSeq})`,
-    cardSerial: serial,
+    message: `purchase ${receipt.amountText}, card ${receipt.cardSerial} counter ${receipt.counter}, balance ${receipt.balanceText} (journal row ${id}, reader seq ${readerSeq})`,
+    cardSerial: receipt.cardSerial,
     journalId: id,
     readerSeq,
   });

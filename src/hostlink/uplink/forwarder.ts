@@ -41,7 +41,6 @@
  */
 import { adviceRequest, parseAdviceResponse, RC, RESPONSE_CODES, type AdviceInput } from '../messages.js';
 import type { IsoMessage } from '../iso8583/message.js';
-import { HiltError } from '../../util/errors.js';
 import { assertInt } from '../../util/assert.js';
 import { backoffDelay, DEFAULT_IDLE_POLL_MS, DEFAULT_WINDOW, MAX_WINDOW, type BackoffPolicy } from './config.js';
 import { adviceInputOf } from './records.js';
@@ -49,13 +48,12 @@ import { ReaderRefusedError, UplinkError } from './errors.js';
 import type { OutboundEntry, TransactionRecord, UplinkJournal } from './contract.js';
 import type { UplinkLink } from './link.js';
 import type { UplinkSession } from './session.js';
+import { errorText, sleep } from './retry.js';
 
 /** Reference an anomaly record is acknowledged with (there is no host message for it yet). */
 export const LOCAL_ANOMALY_REFERENCE = 'local: no host-link message for anomalies';
 /** Acknowledged entries between two prunings of the store's send notes. */
 const PRUNE_EVERY = 64;
-/** Longest error text kept with a deferred entry. */
-const MAX_ERROR_TEXT = 500;
 
 export type ForwarderEvent =
   | { kind: 'delivered'; outboxId: number; key: string; responseCode: string; repeat: boolean }
@@ -98,24 +96,6 @@ export interface ForwarderStats {
   repeats: number;
   /** Connects or sign-ons that failed. */
   sessionFailures: number;
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
-function errorText(e: unknown): string {
-  const text = e instanceof HiltError ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e);
-  return text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT - 1)}…` : text;
 }
 
 interface Prepared {

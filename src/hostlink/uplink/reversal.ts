@@ -26,15 +26,14 @@
  */
 import { RC, RESPONSE_CODES, currencyNumeric, parseReversalResponse, reversalRequest } from '../messages.js';
 import { fromHex } from '../../util/bytes.js';
-import { BadInputError, HiltError } from '../../util/errors.js';
+import { BadInputError } from '../../util/errors.js';
 import { backoffDelay, DEFAULT_IDLE_POLL_MS, type BackoffPolicy } from './config.js';
 import { ReaderRefusedError, UplinkError } from './errors.js';
 import type { UplinkJournal } from './contract.js';
 import type { UplinkLink } from './link.js';
 import type { ReversalRecord, UplinkStore } from './store.js';
+import { errorText, sleep } from './retry.js';
 
-/** Longest error text kept with a deferred reversal. */
-const MAX_ERROR_TEXT = 500;
 
 export type ReversalEvent =
   | { kind: 'reversed'; readerSeq: number; responseCode: string; repeat: boolean }
@@ -58,24 +57,6 @@ export interface ReversalSenderOptions {
   clock?: () => number;
   random?: () => number;
   log?: (event: ReversalEvent) => void;
-}
-
-function errorText(e: unknown): string {
-  const text = e instanceof HiltError ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e);
-  return text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT - 1)}…` : text;
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 export const newReversalStats = (): ReversalStats => ({ reversed: 0, refused: 0, deferred: 0, repeats: 0 });

@@ -31,6 +31,7 @@ import { PURSE_U32_MAX, testPurseMasterKey } from '../../crypto/purse-certificat
 import { zeroize } from '../../util/bytes.js';
 import { currencyByAlpha, formatAmount } from '../../terminal/purse/currency.js';
 import { warningsTo } from '../../util/logger.js';
+import { untilStopped } from '../until-stopped.js';
 
 interface EmulatorOptions {
   vpcd?: Endpoint;
@@ -219,8 +220,7 @@ async function runEmulator(opts: EmulatorOptions, ctx: CliContext): Promise<void
   const insert = () => cards.forEach((c) => c.client.insertCard());
   const input = ctx.input ?? process.stdin;
   const lines = createInterface({ input, terminal: false });
-  let stop: () => void = () => undefined;
-  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  const { stop, stopped } = untilStopped(ctx, { SIGUSR1: remove, SIGUSR2: insert });
   lines.on('line', (line) => {
     const [cmd, arg] = line.trim().split(/\s+/);
     switch (cmd) {
@@ -244,20 +244,9 @@ async function runEmulator(opts: EmulatorOptions, ctx: CliContext): Promise<void
     }
   });
   // stdin closing (</dev/null, a finished pipe) does not stop the emulator: it runs like a daemon.
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  process.on('SIGUSR1', remove);
-  process.on('SIGUSR2', insert);
-  ctx.signal?.addEventListener('abort', stop, { once: true });
-  if (ctx.signal?.aborted) stop();
   try {
     await stopped;
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-    process.off('SIGUSR1', remove);
-    process.off('SIGUSR2', insert);
-    ctx.signal?.removeEventListener('abort', stop);
     lines.close();
     if (input === process.stdin) process.stdin.pause();
   }

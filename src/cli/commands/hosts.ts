@@ -14,6 +14,7 @@ import { parseIntOption } from '../options.js';
 import { DEFAULT_ADMIN_PORT, DEFAULT_GATEWAY_PORT, HOST_FILES, startHosts } from '../../hosts/index.js';
 import type { GatewayEvent } from '../../hosts/gateway.js';
 import { RESPONSE_CODES } from '../../hostlink/messages.js';
+import { untilStopped } from '../until-stopped.js';
 
 export const DEFAULT_HOSTS_DIR = '.hilt/hosts';
 
@@ -73,18 +74,10 @@ async function runHosts(opts: HostsOptions, ctx: CliContext): Promise<void> {
     { gateway: `${hosts.host}:${hosts.gatewayPort}`, admin: hosts.adminUrl, dir: opts.dir, files: Object.values(HOST_FILES) },
     `gateway on ${hosts.host}:${hosts.gatewayPort}, admin API on ${hosts.adminUrl}, storage in ${opts.dir}; Ctrl-C stops`,
   );
-  let stop: () => void = () => undefined;
-  const stopped = new Promise<void>((resolve) => (stop = resolve));
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  ctx.signal?.addEventListener('abort', stop, { once: true });
-  if (ctx.signal?.aborted) stop();
+  const { stopped } = untilStopped(ctx);
   try {
     await stopped;
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-    ctx.signal?.removeEventListener('abort', stop);
     await hosts.close();
   }
   say('stopped', {}, 'hosts stopped');

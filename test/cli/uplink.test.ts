@@ -39,7 +39,7 @@ const at = (...more: string[]): string[] => [...more, '--journal', db, '--gatewa
 function expectOneErrorLine(r: Captured, pattern: RegExp): void {
   expect(r.code).not.toBe(0);
   expect(r.out).toBe('');
-  const errors = r.err.filter((l) => !l.includes('TEST keys'));
+  const errors = r.err.filter((l) => !l.includes('TEST KEYS'));
   expect(errors).toHaveLength(1);
   expect(errors[0].trimEnd()).not.toContain('\n');
   expect(errors[0]).toMatch(/^hilt: /);
@@ -69,7 +69,7 @@ describe('hilt uplink', () => {
     const signOn = await hilt('sign-on', '--enrol-code', code, '--json', ...at());
     expect(signOn.code).toBe(0);
     expect(JSON.parse(signOn.out)).toEqual({ terminalId: TERMINAL, readerId: READER, gateway: `127.0.0.1:${hosts.gatewayPort}`, signedOn: true, keyVersion: 1 });
-    expect(signOn.err.join('\n')).toMatch(/TEST keys/);
+    expect(signOn.err.join('\n')).toMatch(/TEST KEYS/);
 
     const fwd = await hilt('forward', '--json', ...at());
     expect(fwd.code).toBe(0);
@@ -110,7 +110,7 @@ describe('hilt uplink', () => {
     writeFileSync(file, `# terminal ${TERMINAL}\n[uplink]\nmac = ${mac}\nversion = 1\n`);
     const ok = await hilt('sign-on', '--keys', file, ...at());
     expect(ok.code).toBe(0);
-    expect(ok.err.join('\n')).not.toMatch(/TEST keys/);
+    expect(ok.err.join('\n')).not.toMatch(/TEST KEYS/);
 
     writeFileSync(file, `mac = ${mac.slice(0, 30)}ZZ\n`);
     const bad = await hilt('sign-on', '--keys', file, ...at());

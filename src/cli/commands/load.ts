@@ -27,9 +27,8 @@ import { parseEndpoint, parseIntOption, type Endpoint } from '../options.js';
 import { toHex, zeroize } from '../../util/bytes.js';
 import { Uplink } from '../../hostlink/uplink/index.js';
 import { DEFAULT_UPLINK_REQUEST_TIMEOUT_MS } from '../../hostlink/uplink/config.js';
-import { testTerminalMacKey, TEST_INITIAL_KEY_VERSION } from '../../hostlink/test-keys.js';
-import { KeyFileError, secretHexFromString } from '../../terminal/keystore-file.js';
-import { UPLINK_KEY_VERSION_ENV, UPLINK_MAC_KEY_ENV } from './uplink.js';
+import { terminalHostKeys, UPLINK_KEY_VERSION_ENV, UPLINK_MAC_KEY_ENV } from '../uplink-keys.js';
+import { TEST_INITIAL_KEY_VERSION } from '../../hostlink/test-keys.js';
 import { currencyByAlpha, formatAmount, loadPurse, parseAmount, type LoadReceipt, type PurseEvent, type RecoveryOutcome } from '../../terminal/purse/index.js';
 import { addPurseTerminalOptions, formatRows, printAnomalies, purseCliConfig, recoveryLine, withPurseTerminal, type PurseTerminalOptions } from './purse-terminal.js';
 
@@ -41,6 +40,7 @@ export const DEFAULT_FORWARD_WAIT_MS = 5_000;
 interface LoadOptions extends PurseTerminalOptions {
   gateway: Endpoint;
   keyVersion?: number;
+  uplinkKeys?: string;
   enrolCode?: string;
   timeout: number;
   forward: boolean;
@@ -82,7 +82,8 @@ export const registerLoad: RegisterCommand = (program, ctx) => {
     .argument('<amount>', "amount in the currency's units: 5000 (JPY), 50.00 (EUR)");
   addPurseTerminalOptions(cmd)
     .option('--gateway <host:port>', `the gateway (default ${DEFAULT_LOAD_GATEWAY}, where hilt hosts listens)`, parseEndpoint('--gateway', '127.0.0.1'), parseEndpoint('--gateway', '127.0.0.1')(DEFAULT_LOAD_GATEWAY))
-    .option('--key-version <n>', `the host MAC key's version, field 53 (default $${UPLINK_KEY_VERSION_ENV}, else ${TEST_INITIAL_KEY_VERSION})`, parseIntOption('--key-version', 1, 255))
+    .option('--key-version <n>', `the host MAC key's version, field 53 (default: the key file's or $${UPLINK_KEY_VERSION_ENV}, else ${TEST_INITIAL_KEY_VERSION})`, parseIntOption('--key-version', 1, 255))
+    .option('--uplink-keys <file>', `the terminal's host keys (as hilt uplink --keys: mac = <hex>, version = <n>); else $${UPLINK_MAC_KEY_ENV}, else TEST keys`)
     .option('--enrol-code <code>', "the operator's one-time code, for the reader's first sign-on")
     .option('--timeout <ms>', 'bound of one exchange with the gateway', parseIntOption('--timeout', 1, 600_000), DEFAULT_UPLINK_REQUEST_TIMEOUT_MS)
     .option('--no-forward', "leave the load's advice queued instead of delivering it now")
@@ -92,30 +93,16 @@ export const registerLoad: RegisterCommand = (program, ctx) => {
     });
 };
 
-/** The terminal's host MAC key: $HILT_UPLINK_MAC_KEY, else the TEST key (said on stderr). */
-function hostMacKey(opts: LoadOptions, terminalId: string, ctx: CliContext, env: NodeJS.ProcessEnv = process.env): { macKey: Uint8Array; keyVersion: number } {
-  const versionText = env[UPLINK_KEY_VERSION_ENV];
-  const keyVersion =
-    opts.keyVersion ?? (versionText !== undefined && versionText.trim() !== '' ? parseIntOption(UPLINK_KEY_VERSION_ENV, 1, 255)(versionText) : TEST_INITIAL_KEY_VERSION);
-  const hex = env[UPLINK_MAC_KEY_ENV];
-  if (hex !== undefined && hex.trim() !== '') {
-    try {
-      return { macKey: secretHexFromString(hex), keyVersion };
-    } catch (e) {
-      throw new KeyFileError(`environment (${UPLINK_MAC_KEY_ENV})`, undefined, (e as Error).message);
-    }
-  }
-  ctx.io.err(`hilt: TEST KEYS: terminal ${terminalId}'s host MAC key is derived from the published test master (demos and tests only)`);
-  return { macKey: testTerminalMacKey(terminalId, keyVersion), keyVersion };
-}
-
 async function runLoad(amountText: string, opts: LoadOptions, ctx: CliContext): Promise<void> {
   const events: PurseEvent[] = [];
   const config = purseCliConfig(opts, events);
   const amount = parseAmount(amountText, config.currency);
   const gateway = `${opts.gateway.host}:${opts.gateway.port}`;
   await withPurseTerminal(opts, ctx, config, async (t, journal) => {
-    const { macKey, keyVersion } = hostMacKey(opts, config.terminalId, ctx);
+    const keys = await terminalHostKeys(opts.uplinkKeys, config.terminalId, ctx, { option: '--uplink-keys', testKeyVersion: opts.keyVersion });
+    const macKey = keys.macKey;
+    const keyVersion = opts.keyVersion ?? keys.keyVersion;
+    if (keys.kek !== undefined) zeroize(keys.kek); // a load never changes keys
     let uplink: Uplink;
     try {
       uplink = Uplink.open({
@@ -125,7 +112,7 @@ async function runLoad(amountText: string, opts: LoadOptions, ctx: CliContext): 
           host: opts.gateway.host,
           port: opts.gateway.port,
           macKey,
-          keyVersion,
+          ...(keyVersion === undefined ? {} : { keyVersion }),
           requestTimeoutMs: opts.timeout,
         },
         journal,

@@ -24,7 +24,6 @@
  * are one `hilt: ...` line.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { RegisterCommand } from './types.js';
 import type { CliContext } from '../context.js';
@@ -33,15 +32,12 @@ import { parseEndpoint, parseIntOption, type Endpoint } from '../options.js';
 import { defaultJournalPath, JOURNAL_PATH_ENV, DEFAULT_JOURNAL_PATH } from './journal.js';
 import { DEFAULT_GATEWAY_PORT } from '../../hosts/index.js';
 import { Journal } from '../../terminal/journal/index.js';
-import { KeyFileError, secretHexFromBytes, secretHexFromString } from '../../terminal/keystore-file.js';
 import { Uplink, DEFAULT_UPLINK_REQUEST_TIMEOUT_MS, DEFAULT_DRAIN_TIMEOUT_MS, type ReconciliationResult, type UplinkConfigInput } from '../../hostlink/uplink/index.js';
-import { testTerminalKek, testTerminalMacKey } from '../../hostlink/test-keys.js';
+import { terminalHostKeys, UPLINK_KEK_ENV, UPLINK_MAC_KEY_ENV } from '../uplink-keys.js';
 import { BadInputError } from '../../util/errors.js';
 import { zeroize } from '../../util/bytes.js';
 
-export const UPLINK_MAC_KEY_ENV = 'HILT_UPLINK_MAC_KEY';
-export const UPLINK_KEK_ENV = 'HILT_UPLINK_KEK';
-export const UPLINK_KEY_VERSION_ENV = 'HILT_UPLINK_KEY_VERSION';
+export { UPLINK_MAC_KEY_ENV, UPLINK_KEK_ENV, UPLINK_KEY_VERSION_ENV } from '../uplink-keys.js';
 /** Default bound of `hilt uplink forward`. */
 export const DEFAULT_FORWARD_MAX_WAIT_MS = 30_000;
 
@@ -56,12 +52,6 @@ interface CommonOptions {
   json?: boolean;
 }
 
-interface TerminalKeys {
-  macKey: Uint8Array;
-  kek?: Uint8Array;
-  keyVersion?: number;
-  source: 'file' | 'env' | 'test';
-}
 
 function addCommon(cmd: Command): Command {
   return cmd
@@ -75,87 +65,6 @@ function addCommon(cmd: Command): Command {
     .option('--json', 'print one JSON document');
 }
 
-const KEY_FILE_FIELDS = new Set(['mac', 'kek', 'version']);
-
-/** The key file: `name = value` lines; key values decoded from the file's bytes, the buffer zeroed. */
-async function readUplinkKeyFile(path: string): Promise<TerminalKeys> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (e) {
-    throw new BadInputError(`--keys: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  const found: { mac?: Uint8Array; kek?: Uint8Array; version?: number } = {};
-  try {
-    let start = 0;
-    for (let line = 1; start <= bytes.length; line++) {
-      let end = bytes.indexOf(0x0a, start);
-      if (end < 0) end = bytes.length;
-      const raw = bytes.subarray(start, end);
-      start = end + 1;
-      let a = 0;
-      let b = raw.length;
-      while (a < b && (raw[a] === 0x20 || raw[a] === 0x09)) a++;
-      while (b > a && (raw[b - 1] === 0x20 || raw[b - 1] === 0x09 || raw[b - 1] === 0x0d)) b--;
-      if (a === b || raw[a] === 0x23 || raw[a] === 0x3b || raw[a] === 0x5b) continue; // blank, comment, [section]
-      const eq = raw.indexOf(0x3d, a);
-      if (eq < 0 || eq >= b) throw new KeyFileError(path, line, 'expected name = value');
-      const name = Buffer.from(raw.subarray(a, eq)).toString('latin1').trim().toLowerCase();
-      if (!KEY_FILE_FIELDS.has(name)) throw new KeyFileError(path, line, `unknown field '${name.slice(0, 20)}' (expected mac, kek, version)`);
-      if (name in found) throw new KeyFileError(path, line, `${name} given twice`);
-      const value = raw.subarray(eq + 1, b);
-      if (name === 'version') {
-        const text = Buffer.from(value).toString('latin1').trim();
-        const n = /^\d{1,3}$/.test(text) ? Number(text) : NaN;
-        if (!(n >= 1 && n <= 255)) throw new KeyFileError(path, line, 'version: expected an integer from 1 to 255');
-        found.version = n;
-        continue;
-      }
-      try {
-        found[name as 'mac' | 'kek'] = secretHexFromBytes(value);
-      } catch (e) {
-        throw new KeyFileError(path, line, `${name}: ${(e as Error).message}`);
-      }
-    }
-  } catch (e) {
-    zeroize(...[found.mac, found.kek].filter((k): k is Uint8Array => k !== undefined));
-    throw e;
-  } finally {
-    zeroize(bytes);
-  }
-  if (found.mac === undefined) {
-    if (found.kek !== undefined) zeroize(found.kek);
-    throw new KeyFileError(path, undefined, 'no mac key (mac = <hex>)');
-  }
-  return { macKey: found.mac, kek: found.kek, keyVersion: found.version, source: 'file' };
-}
-
-function keysFromEnv(env: NodeJS.ProcessEnv): TerminalKeys | null {
-  const mac = env[UPLINK_MAC_KEY_ENV];
-  if (mac === undefined || mac.trim() === '') return null;
-  const at = (name: string, text: string): Uint8Array => {
-    try {
-      return secretHexFromString(text);
-    } catch (e) {
-      throw new KeyFileError(`environment (${name})`, undefined, (e as Error).message);
-    }
-  };
-  const keys: TerminalKeys = { macKey: at(UPLINK_MAC_KEY_ENV, mac), source: 'env' };
-  const kek = env[UPLINK_KEK_ENV];
-  if (kek !== undefined && kek.trim() !== '') keys.kek = at(UPLINK_KEK_ENV, kek);
-  const version = env[UPLINK_KEY_VERSION_ENV];
-  if (version !== undefined && version.trim() !== '') keys.keyVersion = parseIntOption(UPLINK_KEY_VERSION_ENV, 1, 255)(version);
-  return keys;
-}
-
-async function terminalKeys(opts: CommonOptions, terminalId: string, ctx: CliContext): Promise<TerminalKeys> {
-  if (opts.keys !== undefined) return readUplinkKeyFile(opts.keys);
-  const fromEnv = keysFromEnv(process.env);
-  if (fromEnv !== null) return fromEnv;
-  ctx.io.err(`hilt: TEST keys: terminal ${terminalId}'s MAC key and KEK derived from the published test masters (demos and tests only)`);
-  return { macKey: testTerminalMacKey(terminalId), kek: testTerminalKek(terminalId), source: 'test' };
-}
-
 /** Opens the journal and the uplink, runs `work`, closes both (and zeroes the keys). */
 async function withUplink<T>(opts: CommonOptions, ctx: CliContext, enrolmentCode: string | undefined, work: (u: Uplink, journal: Journal) => Promise<T>): Promise<T> {
   const path = opts.journal ?? defaultJournalPath();
@@ -166,7 +75,7 @@ async function withUplink<T>(opts: CommonOptions, ctx: CliContext, enrolmentCode
     const terminalId = opts.terminal ?? identity?.terminalId;
     const readerId = opts.reader ?? identity?.readerId;
     if (terminalId === undefined || readerId === undefined) throw new BadInputError(`journal ${path} has no terminal yet: give --terminal and --reader`);
-    const keys = await terminalKeys(opts, terminalId, ctx);
+    const keys = await terminalHostKeys(opts.keys, terminalId, ctx);
     let uplink: Uplink;
     try {
       const config: UplinkConfigInput = { terminalId, readerId, host: opts.gateway.host, port: opts.gateway.port, macKey: keys.macKey, requestTimeoutMs: opts.timeout };

@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import type { LoadReport } from '../../../src/cli/commands/load.js';
 import type { BalanceReport } from '../../../src/cli/commands/balance.js';
 import { adminGet, adminPost, issueCode, startHosts, type RunningHosts } from '../../hostlink/uplink/real-hosts.js';
@@ -58,7 +59,7 @@ describe('hilt load', () => {
     expect(r.out).toMatch(/authorization\s+\d{6}\n/);
     expect(r.out).toMatch(/certificate\s+[0-9A-F]{32}/);
     expect(r.out).toMatch(/journal row\s+1 \(complete, advice delivered to the issuer\)/);
-    expect(r.err.join('\n')).toMatch(/TEST KEYS: terminal TERM0001's host MAC key/);
+    expect(r.err.join('\n')).toMatch(/TEST KEYS: terminal TERM0001's host MAC key and KEK/);
     expect(await adminGet(hosts, `/cards/${SERIAL}`)).toMatchObject({ balance: 7000, lastCounter: 2, records: 1 });
   });
 
@@ -119,6 +120,20 @@ describe('hilt load', () => {
     } finally {
       delete process.env[UPLINK_MAC_KEY_ENV];
     }
+  });
+
+  it('the host keys from a key file (--uplink-keys, the format of hilt uplink --keys); an unreadable one is one line', async () => {
+    const keysDir = tempDir('hilt-load-keys-');
+    const file = join(keysDir.dir, 'uplink.keys');
+    writeFileSync(file, `# terminal TERM0001\nmac = ${toHex(testTerminalMacKey('TERM0001'))}\nversion = 1\n`, { mode: 0o600 });
+    const r = await load('10', '--json', '--uplink-keys', file);
+    expect(r.code, r.err.join('\n')).toBe(0);
+    expect((JSON.parse(r.out) as LoadReport).advice).toBe('delivered');
+    expect(r.err.join('\n')).not.toMatch(/host MAC key/);
+    const wrong = await load('10', '--uplink-keys', `${file}.missing`);
+    expect(wrong.code).toBe(2);
+    expect(lines(wrong.err).at(-1)).toMatch(/^hilt: --uplink-keys: cannot read .*uplink\.keys\.missing \(ENOENT\)$/);
+    keysDir.remove();
   });
 
   it('usage errors exit 2', async () => {

@@ -111,6 +111,12 @@ function optionalInt(q: URLSearchParams, name: string, min: number, max: number)
   return n;
 }
 
+/** A route as `GET /` lists it: its path with a `:param` for each parameter, and its methods. */
+function describeRoute(r: RouteDef): { path: string; methods: string[] } {
+  const path = r.pattern.source.replace(/^\^|\$$/g, '').replace(/\(\[\^\/\]\+\)/g, ':param').replace(/\\\//g, '/');
+  return { path, methods: Object.keys(r.methods) };
+}
+
 export class AdminServer {
   readonly host: string;
   private readonly server: Server;
@@ -173,6 +179,7 @@ export class AdminServer {
       return this.withSequence(r);
     };
     return [
+      { pattern: /^\/$/, methods: { GET: () => ({ service: 'hilt mock hosts: admin API', routes: this.routes.map(describeRoute) }) } },
       {
         pattern: /^\/health$/,
         methods: {

@@ -119,6 +119,18 @@ describe('views', () => {
   });
 });
 
+describe('index', () => {
+  it('GET / lists every route with its methods, so an operator can find them', async () => {
+    const r = await adminGet<{ service: string; routes: { path: string; methods: string[] }[] }>(h, '/');
+    expect(r.status).toBe(200);
+    const paths = Object.fromEntries(r.body.routes.map((x) => [x.path, x.methods.join(',')]));
+    expect(paths).toMatchObject({ '/': 'GET', '/health': 'GET', '/readers': 'GET,POST', '/readers/:param/block': 'POST', '/negative-cards': 'GET,POST', '/cards/:param': 'GET' });
+    for (const route of r.body.routes.filter((x) => !x.path.includes(':') && x.methods.includes('GET'))) {
+      expect((await adminGet(h, route.path)).status, route.path).toBe(200);
+    }
+  });
+});
+
 describe('HTTP errors', () => {
   it('bad JSON 400, a JSON array 400, unknown route 404, wrong method 405 with Allow, oversized body 413, bad percent-encoding 400', async () => {
     const bad = await adminPost<Err>(h, '/readers', '{"terminalId": ');

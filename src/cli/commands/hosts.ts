@@ -68,7 +68,7 @@ async function runHosts(opts: HostsOptions, ctx: CliContext): Promise<void> {
     },
     onAdminError: (e) => ctx.io.err(`hilt hosts: admin API: ${e instanceof Error ? e.message : String(e)}`),
   });
-  ctx.io.err('hilt hosts: TEST keys (purse master, host MAC and KEK masters): demos and tests only');
+  ctx.io.err('hilt hosts: TEST KEYS (purse master, host MAC and KEK masters): publicly known, demos and tests only');
   say(
     'ready',
     { gateway: `${hosts.host}:${hosts.gatewayPort}`, admin: hosts.adminUrl, dir: opts.dir, files: Object.values(HOST_FILES) },

@@ -37,7 +37,7 @@ describe('hilt hosts', () => {
     await until(() => run.stdout.length > 0, 10_000);
     const ready = JSON.parse(run.stdout[0]) as { event: string; gateway: string; admin: string };
     expect(ready.event).toBe('ready');
-    expect(run.stderr.join('\n')).toMatch(/TEST keys/);
+    expect(run.stderr.join('\n')).toMatch(/TEST KEYS/);
     const [host, port] = ready.gateway.split(':');
     const hosts = { host, gatewayPort: Number(port), adminUrl: ready.admin };
     const code = (await adminPost<{ code: string }>(hosts, '/readers', { terminalId: 'T1', readerId: 'R1' })).body.code;

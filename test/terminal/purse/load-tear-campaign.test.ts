@@ -25,6 +25,10 @@ afterAll(async () => {
 describe('load tear campaign: card pulled at every APDU', () => {
   it('every APDU of a load and of a recovering load, request lost and answer lost; the issuer applies each row once', async () => {
     const { single, double, host } = await runLoadApduCampaign(bench, 0x100);
+    console.log(
+      `tear campaign (load, card pulled): ${single.cutPoints} cut points, ${single.cuts} cuts; recovering load ${double.cutPoints} cut points, ${double.cuts} cuts; ` +
+        `issuer: lost ${host.lost}, applied twice ${host.appliedTwice}`,
+    );
     // SELECT, INITIALIZE UPDATE, EXTERNAL AUTHENTICATE, READ STATUS, LOAD
     expect(single.measured).toBe(5);
     expect(single.cutPoints).toBe(single.measured);
@@ -50,6 +54,10 @@ describe('load tear campaign: card pulled at every APDU', () => {
 describe('load tear campaign: power cut at every persistent write', () => {
   it('every write of a load (and the first after it), every tear mode; the issuer applies each row once', async () => {
     const report = await runLoadWriteCampaign(bench, 0x200);
+    console.log(
+      `tear campaign (load, power cut): ${report.measured} persistent writes (${report.loadWrites} inside LOAD) + 1 after = ${report.cutPoints} cut points × ${report.modes.length} tear modes = ${report.cuts} cuts; ` +
+        `issuer: lost ${report.host.lost}, applied twice ${report.host.appliedTwice}`,
+    );
     // INITIALIZE UPDATE's sequence counter (one store transaction) and the LOAD's (one more): 4 writes each, as for DEBIT
     expect(report.loadWrites).toBe(4);
     expect(report.measured).toBeGreaterThan(report.loadWrites);

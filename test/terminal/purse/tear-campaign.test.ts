@@ -16,6 +16,10 @@ function resolutions(results: CutResult[], match: RegExp): string[] {
 describe('tear campaign: card pulled at every APDU', () => {
   it('every APDU of a purchase and of a recovering purchase, request lost and answer lost', async () => {
     const { single, double } = await runApduCampaign();
+    console.log(
+      `tear campaign (purchase, card pulled): ${single.cutPoints} cut points × 2 (request lost, answer lost) = ${single.cuts} cuts; ` +
+        `recovering purchase ${double.cutPoints} cut points, ${double.cuts} cuts; invariants held after every cut`,
+    );
     // SELECT, INITIALIZE UPDATE, EXTERNAL AUTHENTICATE, READ STATUS, DEBIT
     expect(single.measured).toBeGreaterThanOrEqual(5);
     expect(single.cutPoints, 'every APDU of a purchase is a cut point').toBe(single.measured);
@@ -38,6 +42,9 @@ describe('tear campaign: card pulled at every APDU', () => {
 describe('tear campaign: power cut at every persistent write', () => {
   it('every write of a purchase (and the first after it), every tear mode', async () => {
     const report = await runWriteCampaign();
+    console.log(
+      `tear campaign (purchase, power cut): ${report.measured} persistent writes (${report.debitWrites} inside DEBIT) + 1 after = ${report.cutPoints} cut points × ${report.modes.length} tear modes = ${report.cuts} cuts; invariants held after every cut`,
+    );
     // INITIALIZE UPDATE's sequence counter (one store transaction) and the DEBIT's (one more): 4 writes each
     expect(report.debitWrites).toBe(4);
     expect(report.measured).toBeGreaterThanOrEqual(report.debitWrites);

@@ -30,6 +30,11 @@
  *   0500/0510  reconciliation of one currency: 48 {DF30 first, DF31 last reader sequence covered},
  *              49, 74..77 and 81 counts, 86..89 amounts; 0510 carries the host's totals (39 = 00 when
  *              they agree, 95 when they do not).
+ *   0620/0630  administrative advice: an anomaly the terminal detected (0621 = repeat, same STAN).
+ *              STAN = the terminal's anomaly sequence (its journal's anomaly id), the key the host
+ *              applies once; 2 card serial, 12/13 local time, 48 {DF60 kind, DF04 date-time, DF61 last
+ *              counter the terminal saw?, DF62 reader sequence of the transaction?, DF63 details, compact
+ *              JSON object}, 55 {DF52 card counter the card showed} when read. 0630 = acknowledgement.
  */
 import { Iso8583Error, type Iso8583Reason } from './iso8583/errors.js';
 import { IsoMessage, fromDigits, toDigits, type Money } from './iso8583/message.js';
@@ -131,6 +136,12 @@ export type AdviceOutcome = keyof typeof ADVICE_OUTCOMES;
 /** Outcomes in which value moved on the card: the advice carries the purse record and its certificate. */
 export const VALUE_MOVED_OUTCOMES: readonly AdviceOutcome[] = ['complete', 'recovered'];
 
+/** Anomalies a terminal reports in an 0620 (48 DF60): the terminal journal's kinds. */
+export const ANOMALY_REPORT_KINDS = { rollback: 0x01, repeat: 0x02, clone: 0x03, gap: 0x04, 'blocked-card': 0x05, other: 0x06 } as const;
+export type AnomalyReportKind = keyof typeof ANOMALY_REPORT_KINDS;
+/** Largest 48 DF63 (the details' compact JSON), so 48 stays within its 999 bytes with every other tag. */
+export const ANOMALY_DETAILS_MAX = 900;
+
 /** Negative-list update kinds (48 DF14). */
 export const NEGATIVE_LIST_KINDS = { delta: 0x01, snapshot: 0x02 } as const;
 export type NegativeListKind = keyof typeof NEGATIVE_LIST_KINDS;
@@ -168,6 +179,10 @@ export const TAG = {
   firstSequence: 0xdf30,
   lastSequence: 0xdf31,
   challenge: 0xdf40,
+  anomalyKind: 0xdf60,
+  lastCounter: 0xdf61,
+  anomalyReaderSequence: 0xdf62,
+  anomalyDetails: 0xdf63,
   signature: 0xdf41,
   enrolmentCode: 0xdf42,
   readerPublicKey: 0xdf43,
@@ -213,6 +228,10 @@ export const TAG_TABLE: readonly TagDef[] = Object.freeze([
   { tag: TAG.keyCheckValue,     name: 'key check value of the new MAC key',                    fields: [48], min: 3, max: 3 },
   { tag: TAG.firstSequence,     name: 'first reader sequence number covered',                  fields: [48], min: 4, max: 4 },
   { tag: TAG.lastSequence,      name: 'last reader sequence number covered',                   fields: [48], min: 4, max: 4 },
+  { tag: TAG.anomalyKind,       name: 'anomaly kind: 01 rollback, 02 repeat, 03 clone, 04 gap, 05 blocked-card, 06 other', fields: [48], min: 1, max: 1 },
+  { tag: TAG.lastCounter,       name: 'last card counter the terminal saw',                    fields: [48], min: 4, max: 4 },
+  { tag: TAG.anomalyReaderSequence, name: 'reader sequence of the transaction the anomaly concerns', fields: [48], min: 4, max: 4 },
+  { tag: TAG.anomalyDetails,    name: 'anomaly details: a compact JSON object (UTF-8)',        fields: [48], min: 2, max: ANOMALY_DETAILS_MAX },
   { tag: TAG.challenge,         name: 'reader authentication challenge',                       fields: [62], min: 8, max: 64 },
   { tag: TAG.signature,         name: 'reader authentication signature',                       fields: [62], min: 1, max: 512 },
   { tag: TAG.enrolmentCode,     name: 'one-time enrolment code (ASCII), reader-auth.ts',       fields: [62], min: 8, max: 32 },
@@ -263,6 +282,9 @@ export const MESSAGE_SPECS: ReadonlyMap<string, MessageSpec> = new Map(([
   { mti: '0410', mandatory: RESPONSE_BASE,                                            optional: [90] },
   { mti: '0500', mandatory: [7, 11, 41, 42, 48, 49, 53, 74, 75, 76, 77, 81, 86, 87, 88, 89], optional: [24] },
   { mti: '0510', mandatory: RESPONSE_BASE,                                            optional: [49, 74, 75, 76, 77, 81, 86, 87, 88, 89] },
+  { mti: '0620', mandatory: [2, 7, 11, 12, 13, 41, 42, 48, 53],                       optional: [24, 55] },
+  { mti: '0621', mandatory: [2, 7, 11, 12, 13, 41, 42, 48, 53],                       optional: [24, 55] },
+  { mti: '0630', mandatory: RESPONSE_BASE,                                            optional: [] },
 ] as MessageSpec[]).map((s) => [s.mti, Object.freeze(s)]));
 
 // ---------------------------------------------------------------------------------------------
@@ -1308,6 +1330,109 @@ export function parseReconciliationResponse(msg: IsoMessage): ReconciliationResp
 }
 
 // ---------------------------------------------------------------------------------------------
+// 0620 / 0621 / 0630 administrative advice: an anomaly the terminal detected
+
+/** Values of an anomaly's details: what a compact JSON object of scalars holds. */
+export type AnomalyDetailValue = string | number | boolean | null;
+
+export interface AnomalyReportInput {
+  kind: AnomalyReportKind;
+  /** The card serial (field 2). */
+  serial: Uint8Array;
+  /** When the terminal recorded it, local time (12, 13, 48 DF04). */
+  dateTime: PurseDateTime;
+  /** 55 DF52: the counter the card showed, when it was read. */
+  cardCounter?: number;
+  /** 48 DF61: the last counter the terminal saw for the card. */
+  lastCounter?: number;
+  /** 48 DF62: the reader sequence of the transaction the anomaly concerns. */
+  readerSequence?: number;
+  /** 48 DF63: compact JSON of at most ANOMALY_DETAILS_MAX bytes; scalar values only. */
+  details: Readonly<Record<string, AnomalyDetailValue>>;
+}
+
+const SCALAR_TYPES: readonly string[] = ['string', 'number', 'boolean'];
+
+/** The details as 48 DF63 carries them: compact JSON (JSON.stringify), UTF-8. */
+export function encodeAnomalyDetails(details: Readonly<Record<string, AnomalyDetailValue>>): Uint8Array {
+  if (typeof details !== 'object' || details === null || Array.isArray(details)) throw err('BAD_INPUT', 'bad-value', 'anomaly details: expected an object', 48);
+  for (const [k, v] of Object.entries(details)) {
+    if (v !== null && !SCALAR_TYPES.includes(typeof v)) throw err('BAD_INPUT', 'bad-value', `anomaly details: "${k}" must be a string, number, boolean or null`, 48);
+    if (typeof v === 'number' && !Number.isFinite(v)) throw err('BAD_INPUT', 'bad-value', `anomaly details: "${k}" is not a finite number`, 48);
+  }
+  const bytes = utf8.encode(JSON.stringify(details));
+  if (bytes.length > ANOMALY_DETAILS_MAX) throw err('BAD_INPUT', 'bad-value', `anomaly details: ${bytes.length} bytes of JSON, at most ${ANOMALY_DETAILS_MAX}`, 48);
+  return bytes;
+}
+
+/** 48 DF63 decoded: a JSON object of scalars in its compact form (one encoding per value), else PROTOCOL. */
+export function decodeAnomalyDetails(bytes: Uint8Array): Record<string, AnomalyDetailValue> {
+  const json = text(bytes, 'anomaly details', 48);
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    throw err('PROTOCOL', 'bad-value', 'anomaly details (DF63) are not JSON', 48);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw err('PROTOCOL', 'bad-value', 'anomaly details (DF63) are not a JSON object', 48);
+  for (const [k, v] of Object.entries(value)) {
+    if (v !== null && !SCALAR_TYPES.includes(typeof v)) throw err('PROTOCOL', 'bad-value', `anomaly details (DF63): "${k}" is not a string, number, boolean or null`, 48);
+  }
+  if (JSON.stringify(value) !== json) throw err('PROTOCOL', 'bad-value', 'anomaly details (DF63) are not compact JSON (one encoding per value)', 48);
+  return value as Record<string, AnomalyDetailValue>;
+}
+
+/** 0620 (0621 when `repeat`): 2, 12/13, 48 {DF60, DF04, DF61?, DF62?, DF63}, 55 {DF52}?; STAN = the anomaly sequence. */
+export function anomalyReportRequest(h: RequestHeader, a: AnomalyReportInput & { repeat?: boolean }): IsoMessage {
+  if (typeof a !== 'object' || a === null || !(a.kind in ANOMALY_REPORT_KINDS)) {
+    throw err('BAD_INPUT', 'bad-value', `anomaly kind: expected ${Object.keys(ANOMALY_REPORT_KINDS).join(', ')}, got ${String(a?.kind)}`, 48);
+  }
+  checkSerial(a.serial, 'BAD_INPUT');
+  let m = withLocalDateTime(requestBase(a.repeat === true ? '0621' : '0620', h).with(2, a.serial), a.dateTime);
+  const t48 = [primitive(TAG.anomalyKind, Uint8Array.of(ANOMALY_REPORT_KINDS[a.kind])), dateTimeTlv(a.dateTime)];
+  if (a.lastCounter !== undefined) t48.push(primitive(TAG.lastCounter, u32(a.lastCounter, 'last counter', 48)));
+  if (a.readerSequence !== undefined) t48.push(primitive(TAG.anomalyReaderSequence, u32(a.readerSequence, 'reader sequence', 48)));
+  t48.push(primitive(TAG.anomalyDetails, encodeAnomalyDetails(a.details)));
+  m = withTlv48(m, t48);
+  if (a.cardCounter !== undefined) m = m.with(55, encodeTlv([primitive(TAG.cardCounter, u32(a.cardCounter, 'card counter', 55))]));
+  return m;
+}
+
+export interface AnomalyReportRequest extends AnomalyReportInput {
+  header: ParsedHeader;
+  repeat: boolean;
+}
+
+export function parseAnomalyReportRequest(msg: IsoMessage): AnomalyReportRequest {
+  expectMti(msg, ['0620', '0621']);
+  const header = parseHeader(msg);
+  const serial = msg.bytes(2) as Uint8Array;
+  checkSerial(serial, 'PROTOCOL');
+  const tags48 = tlvField(msg, 48, [TAG.anomalyKind, TAG.dateTime, TAG.lastCounter, TAG.anomalyReaderSequence, TAG.anomalyDetails]);
+  const kind = lookup(ANOMALY_REPORT_KINDS, need(tags48, TAG.anomalyKind, 48)[0], 'anomaly kind', 48);
+  const dateTime = parseLocalDateTime(msg, tags48);
+  const details = decodeAnomalyDetails(need(tags48, TAG.anomalyDetails, 48));
+  const out: AnomalyReportRequest = { header, repeat: msg.mti === '0621', kind, serial, dateTime, details };
+  const last = tags48.get(TAG.lastCounter);
+  if (last !== undefined) out.lastCounter = readUint(last);
+  const seq = tags48.get(TAG.anomalyReaderSequence);
+  if (seq !== undefined) out.readerSequence = readUint(seq);
+  if (msg.has(55)) out.cardCounter = readUint(need(tlvField(msg, 55, [TAG.cardCounter]), TAG.cardCounter, 55));
+  return out;
+}
+
+/** 0630: the response base. */
+export function anomalyReportResponse(request: IsoMessage, o: ResponseOptions): IsoMessage {
+  expectMti(request, ['0620', '0621']);
+  return responseBase(request, o);
+}
+
+export function parseAnomalyReportResponse(msg: IsoMessage): SimpleResponse {
+  expectMti(msg, ['0630']);
+  return { header: parseHeader(msg), responseCode: parseResponseCode(msg) };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Any message
 
 export type HiltMessage =
@@ -1322,7 +1447,9 @@ export type HiltMessage =
   | { kind: 'negative-list'; data: NegativeListRequest }
   | { kind: 'negative-list-response'; data: NegativeListResponse }
   | { kind: 'reconciliation'; data: ReconciliationRequest }
-  | { kind: 'reconciliation-response'; data: ReconciliationResponse };
+  | { kind: 'reconciliation-response'; data: ReconciliationResponse }
+  | { kind: 'anomaly-report'; data: AnomalyReportRequest }
+  | { kind: 'anomaly-report-response'; data: SimpleResponse };
 
 /** Parses any hilt message by its MTI (code PROTOCOL on anything the parsers refuse). */
 export function parseHiltMessage(msg: IsoMessage): HiltMessage {
@@ -1353,6 +1480,11 @@ export function parseHiltMessage(msg: IsoMessage): HiltMessage {
       return { kind: 'reconciliation', data: parseReconciliationRequest(msg) };
     case '0510':
       return { kind: 'reconciliation-response', data: parseReconciliationResponse(msg) };
+    case '0620':
+    case '0621':
+      return { kind: 'anomaly-report', data: parseAnomalyReportRequest(msg) };
+    case '0630':
+      return { kind: 'anomaly-report-response', data: parseAnomalyReportResponse(msg) };
     default:
       throw err('PROTOCOL', 'unknown-mti', `no parser for ${msg.mti}`, 0);
   }

@@ -13,7 +13,7 @@
  *   | POST   | /readers/:id/unblock    |                                               | 200 reader, 404                          |
  *   | GET    | /negative-cards         |                                               | 200 { version, cards }                   |
  *   | POST   | /negative-cards         | { add?: [{ serial, reason }], remove?: [serial] } | 200 { version, added, removed }      |
- *   | GET    | /anomalies              | ?kind= &serial= &terminalId= &limit=          | 200 { anomalies }                        |
+ *   | GET    | /anomalies              | ?kind= &source= &serial= &terminalId= &limit= | 200 { anomalies }                        |
  *   | GET    | /totals                 | ?terminalId= &currency=                       | 200 { totals: [{ terminalId, currency, totals }] } |
  *   | GET    | /cards/:serial          |                                               | 200 card (shadow balance, counters), 404 |
  *   | GET    | /sequences              |                                               | 200 { sequences } (reader sequence coherence) |
@@ -237,6 +237,7 @@ export class AdminServer {
           GET: ({ query }) => ({
             anomalies: issuer.anomalies({
               kind: query.get('kind') ?? undefined,
+              source: query.get('source') ?? undefined,
               serial: query.get('serial') ?? undefined,
               terminalId: query.get('terminalId') ?? undefined,
               limit: optionalInt(query, 'limit', 1, 10_000),

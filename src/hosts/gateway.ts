@@ -64,11 +64,15 @@ export interface Route {
 const PURSE_CODES = Object.values(PROCESSING_CODES);
 
 // prettier-ignore
-/** Today's table: the e-money issuer takes the purse's transactions, its negative card file and reconciliation. */
+/**
+ * Today's table: the e-money issuer takes the purse's transactions, its negative card file,
+ * reconciliation, and the terminals' anomaly reports (0620: the purse terminal's card anomalies).
+ */
 export const DEFAULT_ROUTES: readonly Route[] = Object.freeze([
   { provider: 'emoney', mtis: ['0200', '0220', '0221', '0400', '0401'], processingCodes: PURSE_CODES },
   { provider: 'emoney', mtis: ['0300'] },
   { provider: 'emoney', mtis: ['0500'] },
+  { provider: 'emoney', mtis: ['0620', '0621'] },
 ].map((r) => Object.freeze(r)));
 
 export type GatewayEventName = 'listening' | 'connected' | 'disconnected' | 'refused' | 'bad-mac' | 'provider-error';
@@ -108,7 +112,7 @@ export interface GatewayOptions {
   onEvent?: (e: GatewayEvent) => void;
 }
 
-const REQUEST_KINDS: readonly ProviderParsed['kind'][] = ['load-authorization', 'advice', 'reversal', 'negative-list', 'reconciliation'];
+const REQUEST_KINDS: readonly ProviderParsed['kind'][] = ['load-authorization', 'advice', 'reversal', 'negative-list', 'reconciliation', 'anomaly-report'];
 
 function isProviderParsed(p: HiltMessage): p is ProviderParsed {
   return (REQUEST_KINDS as readonly string[]).includes(p.kind);

@@ -29,6 +29,17 @@
  *                In chunks of one field 63 each; a chunk number past the end → 12.
  *   0500 → 0510  reconciliation: the host's totals over the terminal's reader sequence range and
  *                currency; 00 when they equal the terminal's, 95 otherwise (recorded either way).
+ *   0620/0621 → 0630  a terminal's anomaly report (administrative advice): stored once per (terminal
+ *                id, anomaly sequence = STAN) in terminal_reports and as an anomaly with source
+ *                'terminal' and the terminal's kind; 00. A repeat with the same content: 94 (or the
+ *                stored code); the same key with other content: 12 and a reader-repeat anomaly.
+ *
+ * Load authorizations: approved → completed (its certified load advice), reversed (0400), or lapsed
+ * (its load advice says failed / never-happened: no LOAD reached the card). A lapsed authorization no
+ * longer counts for the daily load limit and cannot be completed: a certified load under it is an
+ * unauthorized-load anomaly (and the authorization becomes completed: the value did move). A reversal
+ * of a lapsed authorization reverses it (00, counted in 75/87 as the terminal counts it), so the
+ * order in which a failed load's advice and its reversal arrive does not change the totals.
  *
  * Exactly once. Advices and authorizations are keyed by (terminal id, reader sequence = STAN),
  * reversals by (terminal id, original MTI, original STAN): the first one is applied and its answer
@@ -70,9 +81,11 @@ import type { ProviderHost, ProviderRequest } from './provider.js';
 import { IsoMessage } from '../hostlink/iso8583/message.js';
 import { pack } from '../hostlink/iso8583/packager.js';
 import {
+  ANOMALY_REPORT_KINDS,
   RC,
   VALUE_MOVED_OUTCOMES,
   adviceResponse,
+  anomalyReportResponse,
   chunkNegativeListChanges,
   loadAuthorizationResponse,
   negativeListResponse,
@@ -80,6 +93,8 @@ import {
   refusal,
   reversalResponse,
   type AdviceRequest,
+  type AnomalyReportKind,
+  type AnomalyReportRequest,
   type LoadAuthorizationRequest,
   type NegativeListChange,
   type NegativeListRequest,
@@ -129,7 +144,16 @@ export const ANOMALY_KINDS = [
   'unauthorized-load',
   'currency-mismatch',
 ] as const;
-export type AnomalyKind = (typeof ANOMALY_KINDS)[number];
+export type IssuerAnomalyKind = (typeof ANOMALY_KINDS)[number];
+/** The kinds a terminal reports in an 0620 (stored with source 'terminal'). */
+export const TERMINAL_ANOMALY_KINDS = Object.keys(ANOMALY_REPORT_KINDS) as AnomalyReportKind[];
+/** Any kind the anomalies table holds: the issuer's own (source 'issuer') or a terminal's (source 'terminal'). */
+export type AnomalyKind = IssuerAnomalyKind | AnomalyReportKind;
+export const ANOMALY_SOURCES = ['issuer', 'terminal'] as const;
+export type AnomalySource = (typeof ANOMALY_SOURCES)[number];
+/** Statuses of a load authorization (see the top of the file). */
+export const AUTHORIZATION_STATUSES = ['approved', 'declined', 'reversed', 'completed', 'lapsed'] as const;
+export type AuthorizationStatus = (typeof AUTHORIZATION_STATUSES)[number];
 
 const sqlList = (xs: readonly string[]) => xs.map((x) => `'${x}'`).join(', ');
 
@@ -280,6 +304,75 @@ CREATE TABLE reconciliations (
 ) STRICT;
 `,
     },
+    {
+      version: 2,
+      description: "authorization status 'lapsed'; terminal anomaly reports (0620) and the source of each anomaly",
+      // Released step 1 is never edited: the CHECKs change by rebuilding the two tables (nothing
+      // references them), ids kept (an issuer reference is its authorization's id).
+      sql: `
+CREATE TABLE authorizations_v2 (
+  id INTEGER PRIMARY KEY,
+  terminal_id TEXT NOT NULL,
+  reader_id TEXT NOT NULL,
+  reader_seq INTEGER NOT NULL,
+  content_hash BLOB NOT NULL,
+  serial TEXT NOT NULL CHECK (${SERIAL_CHECK('serial')}),
+  amount INTEGER NOT NULL,
+  currency TEXT NOT NULL,
+  card_counter INTEGER NOT NULL,
+  response_code TEXT NOT NULL,
+  issuer_reference TEXT,
+  authorization_id TEXT,
+  cryptogram BLOB,
+  status TEXT NOT NULL CHECK (status IN ('approved', 'declined', 'reversed', 'completed', 'lapsed')),
+  received_at INTEGER NOT NULL,
+  UNIQUE (terminal_id, reader_seq),
+  CHECK ((status = 'declined') = (cryptogram IS NULL))
+) STRICT;
+INSERT INTO authorizations_v2 SELECT id, terminal_id, reader_id, reader_seq, content_hash, serial, amount, currency, card_counter, response_code, issuer_reference, authorization_id, cryptogram, status, received_at FROM authorizations;
+DROP TABLE authorizations;
+ALTER TABLE authorizations_v2 RENAME TO authorizations;
+CREATE INDEX authorizations_card ON authorizations (serial, received_at);
+
+-- Terminal anomaly reports (0620/0621), keyed for exactly-once by (terminal id, anomaly sequence = STAN).
+CREATE TABLE terminal_reports (
+  id INTEGER PRIMARY KEY,
+  terminal_id TEXT NOT NULL,
+  reader_id TEXT NOT NULL,
+  anomaly_seq INTEGER NOT NULL CHECK (anomaly_seq >= 0),
+  content_hash BLOB NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN (${sqlList(Object.keys(ANOMALY_REPORT_KINDS))})),
+  serial TEXT NOT NULL CHECK (${SERIAL_CHECK('serial')}),
+  response_code TEXT NOT NULL,
+  received_as TEXT NOT NULL CHECK (received_as IN ('0620', '0621')),
+  received_at INTEGER NOT NULL,
+  UNIQUE (terminal_id, anomaly_seq)
+) STRICT;
+
+CREATE TABLE anomalies_v2 (
+  id INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  source TEXT NOT NULL CHECK (source IN ('issuer', 'terminal')),
+  kind TEXT NOT NULL,
+  serial TEXT,
+  terminal_id TEXT NOT NULL,
+  reader_id TEXT NOT NULL,
+  reader_seq INTEGER,
+  counter INTEGER,
+  advice_id INTEGER REFERENCES advices (id),
+  report_id INTEGER REFERENCES terminal_reports (id),
+  details TEXT NOT NULL CHECK (json_valid(details) AND json_type(details) = 'object'),
+  CHECK ((source = 'issuer' AND kind IN (${sqlList(ANOMALY_KINDS)}) AND report_id IS NULL)
+      OR (source = 'terminal' AND kind IN (${sqlList(Object.keys(ANOMALY_REPORT_KINDS))}) AND report_id IS NOT NULL AND advice_id IS NULL))
+) STRICT;
+INSERT INTO anomalies_v2 (id, at, source, kind, serial, terminal_id, reader_id, reader_seq, counter, advice_id, report_id, details)
+  SELECT id, at, 'issuer', kind, serial, terminal_id, reader_id, reader_seq, counter, advice_id, NULL, details FROM anomalies;
+DROP TABLE anomalies;
+ALTER TABLE anomalies_v2 RENAME TO anomalies;
+CREATE INDEX anomalies_kind ON anomalies (kind, id);
+CREATE INDEX anomalies_serial ON anomalies (serial, id);
+`,
+    },
   ],
 };
 
@@ -294,6 +387,8 @@ export interface SeqRange {
 export interface AnomalyView {
   id: number;
   at: number;
+  /** issuer: found by the issuer in what it received; terminal: reported by a terminal (0620). */
+  source: AnomalySource;
   kind: AnomalyKind;
   serial: string | null;
   terminalId: string;
@@ -367,7 +462,7 @@ interface AuthRow {
   issuer_reference: string | null;
   authorization_id: string | null;
   cryptogram: Uint8Array | null;
-  status: 'approved' | 'declined' | 'reversed' | 'completed';
+  status: AuthorizationStatus;
 }
 
 export interface IssuerOptions {
@@ -533,13 +628,15 @@ export class IssuerHost implements ProviderHost {
         return this.negativeList(msg, parsed.data, now);
       case 'reconciliation':
         return this.reconcile(msg, parsed.data, now);
+      case 'anomaly-report':
+        return this.anomalyReport(msg, parsed.data, now);
       default:
         return refusal(msg, { responseCode: RC.notSupported, at: new Date(now) });
     }
   }
 
-  private anomaly(now: number, kind: AnomalyKind, a: { serial?: string; terminalId: string; readerId: string; readerSeq?: number; counter?: number; adviceId?: number }, details: Record<string, unknown>): void {
-    this.sql('INSERT INTO anomalies (at, kind, serial, terminal_id, reader_id, reader_seq, counter, advice_id, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+  private anomaly(now: number, kind: IssuerAnomalyKind, a: { serial?: string; terminalId: string; readerId: string; readerSeq?: number; counter?: number; adviceId?: number }, details: Record<string, unknown>): void {
+    this.sql("INSERT INTO anomalies (at, source, kind, serial, terminal_id, reader_id, reader_seq, counter, advice_id, details) VALUES (?, 'issuer', ?, ?, ?, ?, ?, ?, ?, ?)")
       .run(now, kind, a.serial ?? null, a.terminalId, a.readerId, a.readerSeq ?? null, a.counter ?? null, a.adviceId ?? null, JSON.stringify(details));
   }
 
@@ -682,6 +779,16 @@ export class IssuerHost implements ProviderHost {
       if (card !== undefined && a.cardCounter !== undefined && a.cardCounter < card.last_counter) {
         this.anomaly(now, 'card-rollback', { ...where, counter: a.cardCounter }, { message: msg.mti, lastCertified: card.last_counter });
       }
+      // A load that never reached the card releases its authorization: it lapses.
+      if (a.kind === 'load') {
+        this.sql("UPDATE authorizations SET status = 'lapsed' WHERE terminal_id = ? AND reader_seq = ? AND status = 'approved' AND serial = ? AND amount = ? AND currency = ?").run(
+          terminalId,
+          stan,
+          serial,
+          a.amount.minor,
+          a.amount.currency,
+        );
+      }
       return adviceResponse(msg, { responseCode: rc, at });
     }
 
@@ -727,6 +834,42 @@ export class IssuerHost implements ProviderHost {
     return adviceResponse(msg, { responseCode: rc, at });
   }
 
+  // 0620 / 0621 ---------------------------------------------------------------------------------
+
+  private anomalyReport(msg: IsoMessage, r: AnomalyReportRequest, now: number): IsoMessage {
+    const at = new Date(now);
+    const { terminalId, readerId, stan } = r.header;
+    const hash = contentHash(msg, '0620');
+    const serial = serialHex(r.serial);
+    const prior = this.sql('SELECT id, content_hash, response_code FROM terminal_reports WHERE terminal_id = ? AND anomaly_seq = ?').get(terminalId, stan) as
+      | { id: number; content_hash: Uint8Array; response_code: string }
+      | undefined;
+    if (prior !== undefined) {
+      if (Buffer.compare(prior.content_hash, hash) === 0) {
+        return anomalyReportResponse(msg, { responseCode: prior.response_code === RC.approved ? RC.duplicate : (prior.response_code as ResponseCode), at });
+      }
+      this.anomaly(now, 'reader-repeat', { serial, terminalId, readerId }, { message: msg.mti, anomalySequence: stan, existingReport: prior.id });
+      return anomalyReportResponse(msg, { responseCode: RC.invalidTransaction, at });
+    }
+    const reportId = Number(
+      this.sql('INSERT INTO terminal_reports (terminal_id, reader_id, anomaly_seq, content_hash, kind, serial, response_code, received_as, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(terminalId, readerId, stan, hash, r.kind, serial, RC.approved, msg.mti, now).lastInsertRowid,
+    );
+    const two = (v: number) => String(v).padStart(2, '0');
+    const dt = r.dateTime;
+    const details = {
+      anomalySequence: stan,
+      recordedAt: `${dt.year}-${two(dt.month)}-${two(dt.day)}T${two(dt.hour)}:${two(dt.minute)}:${two(dt.second)}`,
+      lastCounter: r.lastCounter ?? null,
+      reported: r.details,
+    };
+    this.sql(
+        "INSERT INTO anomalies (at, source, kind, serial, terminal_id, reader_id, reader_seq, counter, report_id, details) VALUES (?, 'terminal', ?, ?, ?, ?, ?, ?, ?, ?)",
+      )
+      .run(now, r.kind, serial, terminalId, readerId, r.readerSequence ?? null, r.cardCounter ?? null, reportId, JSON.stringify(details));
+    return anomalyReportResponse(msg, { responseCode: RC.approved, at });
+  }
+
   // 0400 / 0401 ---------------------------------------------------------------------------------
 
   private reversal(msg: IsoMessage, r: ReversalRequest, now: number): IsoMessage {
@@ -752,6 +895,8 @@ export class IssuerHost implements ProviderHost {
       else if (auth.serial !== serial || auth.amount !== r.amount.minor || auth.currency !== r.amount.currency) outcome = 'refused';
       else if (auth.status === 'declined' || auth.status === 'reversed') outcome = 'nothing-to-reverse';
       else if (auth.status === 'completed') outcome = 'refused';
+      // approved or lapsed: reversed (a lapsed one is released already; the reversal is what the
+      // terminal counts, so it counts here too whichever of advice and reversal came first)
       else {
         outcome = 'reversed';
         this.sql("UPDATE authorizations SET status = 'reversed' WHERE id = ?").run(auth.id);
@@ -908,13 +1053,19 @@ export class IssuerHost implements ProviderHost {
     })();
   }
 
-  anomalies(filter: { kind?: string; serial?: string; terminalId?: string; limit?: number } = {}): AnomalyView[] {
+  anomalies(filter: { kind?: string; source?: string; serial?: string; terminalId?: string; limit?: number } = {}): AnomalyView[] {
     const where: string[] = [];
     const args: unknown[] = [];
     if (filter.kind !== undefined) {
-      if (!(ANOMALY_KINDS as readonly string[]).includes(filter.kind)) throw new BadInputError(`kind: expected one of ${ANOMALY_KINDS.join(', ')}`);
+      const kinds: readonly string[] = [...ANOMALY_KINDS, ...TERMINAL_ANOMALY_KINDS.filter((k) => !(ANOMALY_KINDS as readonly string[]).includes(k))];
+      if (!kinds.includes(filter.kind)) throw new BadInputError(`kind: expected one of ${kinds.join(', ')}`);
       where.push('kind = ?');
       args.push(filter.kind);
+    }
+    if (filter.source !== undefined) {
+      if (!(ANOMALY_SOURCES as readonly string[]).includes(filter.source)) throw new BadInputError(`source: expected one of ${ANOMALY_SOURCES.join(', ')}`);
+      where.push('source = ?');
+      args.push(filter.source);
     }
     if (filter.serial !== undefined) {
       where.push('serial = ?');
@@ -929,6 +1080,7 @@ export class IssuerHost implements ProviderHost {
     const rows = this.sql(`SELECT * FROM anomalies ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ?`).all(...args, limit) as {
       id: number;
       at: number;
+      source: AnomalySource;
       kind: AnomalyKind;
       serial: string | null;
       terminal_id: string;
@@ -940,6 +1092,7 @@ export class IssuerHost implements ProviderHost {
     return rows.map((r) => ({
       id: r.id,
       at: r.at,
+      source: r.source,
       kind: r.kind,
       serial: r.serial,
       terminalId: r.terminal_id,

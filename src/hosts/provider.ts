@@ -20,7 +20,7 @@ import type { IsoMessage } from '../hostlink/iso8583/message.js';
 import type { HiltMessage } from '../hostlink/messages.js';
 
 /** The request kinds a provider can be given (responses never reach a provider). */
-export type ProviderRequestKind = 'load-authorization' | 'advice' | 'reversal' | 'negative-list' | 'reconciliation';
+export type ProviderRequestKind = 'load-authorization' | 'advice' | 'reversal' | 'negative-list' | 'reconciliation' | 'anomaly-report';
 
 export type ProviderParsed = Extract<HiltMessage, { kind: ProviderRequestKind }>;
 

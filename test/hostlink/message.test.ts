@@ -36,6 +36,8 @@ describe('MTI', () => {
       '0400': '0410',
       '0401': '0410',
       '0500': '0510',
+      '0620': '0630',
+      '0621': '0630',
       '0800': '0810',
     });
     for (const m of MTI_TABLE) expect(isRequestMti(m.mti)).toBe(m.response !== undefined);
@@ -50,7 +52,7 @@ describe('MTI', () => {
     expect(reasonOf(() => checkMti('1200')).reason).toBe('bad-mti');
     expect(reasonOf(() => checkMti('2200')).reason).toBe('bad-mti');
     expect(reasonOf(() => checkMti('0100')).reason).toBe('unknown-mti');
-    expect(reasonOf(() => checkMti('0620')).reason).toBe('unknown-mti');
+    expect(reasonOf(() => checkMti('0600')).reason).toBe('unknown-mti');
     expect(reasonOf(() => checkMti('0100', 'PROTOCOL')).code).toBe('PROTOCOL');
     expect(reasonOf(() => new IsoMessage('0900')).code).toBe('BAD_INPUT');
     for (const m of MTI_TABLE) expect(() => checkMti(m.mti)).not.toThrow();

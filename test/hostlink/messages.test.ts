@@ -4,8 +4,11 @@
  * specs and content rules forbid; and the README's example hex is what the code produces.
  */
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import {
+  ANOMALY_DETAILS_MAX,
+  ANOMALY_REPORT_KINDS,
   MESSAGE_SPECS,
   NETWORK_CODES,
   RC,
@@ -15,6 +18,8 @@ import {
   TAG_TABLE,
   adviceRequest,
   adviceResponse,
+  anomalyReportRequest,
+  anomalyReportResponse,
   checkMessageFields,
   chunkNegativeListChanges,
   currencyNumeric,
@@ -30,6 +35,8 @@ import {
   networkResponse,
   parseAdviceRequest,
   parseAdviceResponse,
+  parseAnomalyReportRequest,
+  parseAnomalyReportResponse,
   parseHiltMessage,
   parseLoadAuthorizationRequest,
   parseLoadAuthorizationResponse,
@@ -50,6 +57,7 @@ import {
   signOnRequest,
   transmissionDateTime,
   type AdviceInput,
+  type AnomalyReportInput,
   type NegativeListChange,
   type PurseRecord,
   type ReconciliationTotals,
@@ -308,6 +316,121 @@ describe('0220 / 0221 / 0230 advice', () => {
   }
 });
 
+describe('0620 / 0621 / 0630 administrative advice (anomaly report)', () => {
+  const report = (overrides: Partial<AnomalyReportInput> = {}): AnomalyReportInput => ({
+    kind: 'rollback',
+    serial: SERIAL,
+    dateTime: DT,
+    cardCounter: 2,
+    lastCounter: 4,
+    readerSequence: 31,
+    details: { missingCount: 0, note: 'counter went back', replay: false, seen: null },
+    ...overrides,
+  });
+  /** The 48 TLVs of a report with `f` applied, everything else as built. */
+  const with48 = (m: IsoMessage, f: (tlvs: Tlv[]) => Tlv[]): IsoMessage => {
+    const tlvs = [Tlv.primitive(TAG.anomalyKind, Uint8Array.of(1)), Tlv.primitive(TAG.dateTime, encodePurseDateTime(DT)), Tlv.primitive(TAG.anomalyDetails, new TextEncoder().encode('{}'))];
+    return m.with(48, encodeTlv(f(tlvs)));
+  };
+  const details = (json: string) => (tlvs: Tlv[]) => [...tlvs.slice(0, 2), Tlv.primitive(TAG.anomalyDetails, new TextEncoder().encode(json))];
+
+  it('round-trips a report with every optional part, and one with none', () => {
+    const req = wire(anomalyReportRequest(header({ stan: 12 }), report()));
+    expect(req.mti).toBe('0620');
+    expect(parseAnomalyReportRequest(req)).toEqual({ header: expect.objectContaining({ stan: 12, mti: '0620' }), repeat: false, ...report() });
+    const bare: AnomalyReportInput = { kind: 'other', serial: SERIAL, dateTime: DT, details: {} };
+    const back = wire(anomalyReportRequest(header({ stan: 13 }), bare));
+    expect(back.has(55)).toBe(false);
+    expect(parseAnomalyReportRequest(back)).toEqual({ header: expect.objectContaining({ stan: 13 }), repeat: false, ...bare });
+    const res = parseAnomalyReportResponse(wire(anomalyReportResponse(req, { responseCode: RC.approved, at: LATER })));
+    expect(res).toMatchObject({ responseCode: '00', header: { stan: 12, mti: '0630' } });
+  });
+
+  it('sends a repeat as 0621 (same STAN), answered by an 0630', () => {
+    const repeat = wire(anomalyReportRequest(header({ stan: 12 }), { ...report(), repeat: true }));
+    expect(repeat.mti).toBe('0621');
+    expect(parseAnomalyReportRequest(repeat).repeat).toBe(true);
+    expect(anomalyReportResponse(repeat, { responseCode: RC.duplicate, at: LATER }).mti).toBe('0630');
+    refused(() => anomalyReportResponse(signOnRequest(header()), { responseCode: RC.approved, at: LATER }), 'unexpected-field', 0);
+  });
+
+  it('refuses to build what it could not carry', () => {
+    refused(() => anomalyReportRequest(header(), report({ kind: 'meltdown' as never })), 'bad-value', 48);
+    refused(() => anomalyReportRequest(header(), report({ details: { nested: {} as never } })), 'bad-value', 48);
+    refused(() => anomalyReportRequest(header(), report({ details: { n: Number.NaN } })), 'bad-value', 48);
+    refused(() => anomalyReportRequest(header(), report({ details: { big: 'x'.repeat(ANOMALY_DETAILS_MAX) } })), 'bad-value', 48);
+    refused(() => anomalyReportRequest(header(), report({ lastCounter: 2 ** 32 })), 'bad-value', 48);
+    refused(() => anomalyReportRequest(header(), report({ cardCounter: -1 })), 'bad-value', 55);
+    refused(() => anomalyReportRequest(header(), report({ serial: new Uint8Array(0) })), 'bad-value', 2);
+    // The largest details that fit still make a message within field 48.
+    const largest = { d: 'x'.repeat(ANOMALY_DETAILS_MAX - '{"d":""}'.length) };
+    expect(parseAnomalyReportRequest(wire(anomalyReportRequest(header(), report({ details: largest })))).details).toEqual(largest);
+  });
+
+  it('refuses a received report whose 48 or 55 break the rules', () => {
+    const base = anomalyReportRequest(header({ stan: 12 }), report());
+    expect(() => parseAnomalyReportRequest(with48(base, (t) => t))).not.toThrow();
+    refused(() => parseAnomalyReportRequest(with48(base, (t) => [Tlv.primitive(TAG.anomalyKind, Uint8Array.of(9)), ...t.slice(1)])), 'bad-value', 48);
+    refused(() => parseAnomalyReportRequest(with48(base, (t) => t.slice(1))), 'missing-field', 48);
+    refused(() => parseAnomalyReportRequest(with48(base, (t) => [t[0], t[1]])), 'missing-field', 48);
+    refused(() => parseAnomalyReportRequest(with48(base, (t) => [...t, Tlv.primitive(TAG.outcome, Uint8Array.of(1))])), 'bad-value', 48);
+    refused(() => parseAnomalyReportRequest(with48(base, (t) => [...t, t[0]])), 'bad-value', 48);
+    for (const json of ['[]', '"x"', '{"a":{"b":1}}', '{"a":[1]}', '{ "a": 1 }', '{"a":1.0}', '{"a":1,"a":2}', '{"a":', '\u00ff']) {
+      refused(() => parseAnomalyReportRequest(with48(base, details(json))), 'bad-value', 48);
+    }
+    refused(() => parseAnomalyReportRequest(with48(base, (t) => [t[0], t[1], Tlv.primitive(TAG.anomalyDetails, Uint8Array.of(0x7b, 0xff, 0x7d))])), 'bad-value', 48); // not UTF-8
+    refused(() => parseAnomalyReportRequest(base.with(12, '000000')), 'bad-value', 12);
+    refused(() => parseAnomalyReportRequest(base.with(55, encodeTlv([Tlv.primitive(TAG.certificate, new Uint8Array(16))]))), 'bad-value', 55);
+    refused(() => parseAnomalyReportRequest(base.with(55, encodeTlv([]))), 'missing-field', 55);
+    refused(() => parseAnomalyReportRequest(base.with(3, '000000')), 'unexpected-field', 3);
+    refused(() => parseAnomalyReportRequest(base.without(2)), 'missing-field', 2);
+  });
+
+  const scalar = fc.oneof(fc.string({ maxLength: 12 }), fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }).filter((x) => !Object.is(x, -0)), fc.boolean(), fc.constant(null));
+  const reportArb: fc.Arbitrary<AnomalyReportInput> = fc
+    .record(
+      {
+        kind: fc.constantFrom(...(Object.keys(ANOMALY_REPORT_KINDS) as (keyof typeof ANOMALY_REPORT_KINDS)[])),
+        serial: fc.uint8Array({ minLength: 1, maxLength: 32 }),
+        dateTime: fc.record({ year: fc.integer({ min: 2000, max: 2099 }), month: fc.integer({ min: 1, max: 12 }), day: fc.integer({ min: 1, max: 28 }), hour: fc.integer({ min: 0, max: 23 }), minute: fc.integer({ min: 0, max: 59 }), second: fc.integer({ min: 0, max: 59 }) }),
+        cardCounter: fc.nat({ max: 0xffff_ffff }),
+        lastCounter: fc.nat({ max: 0xffff_ffff }),
+        readerSequence: fc.nat({ max: 0xffff_ffff }),
+        details: fc.dictionary(fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__'), scalar, { maxKeys: 8 }),
+      },
+      { requiredKeys: ['kind', 'serial', 'dateTime', 'details'] },
+    );
+
+  it('property: any report round-trips through the wire, and any single-byte change of 48 or 55 parses or is refused with PROTOCOL', () => {
+    fc.assert(
+      fc.property(reportArb, fc.nat({ max: 0xffff_ffff }), fc.nat(), fc.nat(255), (input, stan, at, byte) => {
+        const req = wire(anomalyReportRequest(header({ stan }), input));
+        expect(parseAnomalyReportRequest(req)).toEqual({ header: expect.objectContaining({ stan }), repeat: false, ...input });
+        for (const n of [48, 55]) {
+          const v = req.bytes(n);
+          if (v === undefined) continue;
+          const changed = v.slice();
+          changed[at % changed.length] = byte;
+          let m: IsoMessage;
+          try {
+            m = req.with(n, changed);
+          } catch (e) {
+            expect((e as Iso8583Error).reason).toBe('bad-tlv'); // not BER-TLV any more: the codec refuses it first
+            continue;
+          }
+          try {
+            parseAnomalyReportRequest(m);
+          } catch (e) {
+            expect(e).toBeInstanceOf(Iso8583Error);
+            expect((e as Iso8583Error).code).toBe('PROTOCOL');
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
 describe('0400 / 0401 / 0410 reversal', () => {
   const original = { mti: '0200', stan: 42, transmitted: '0314093015', acquirer: '00000123456' };
   const input = { kind: 'load' as const, serial: SERIAL, amount: { minor: 5000, currency: '392' }, original };
@@ -422,6 +545,7 @@ describe('refusals and dispatch', () => {
       negativeListRequest(header(), { version: 0, chunk: 0 }),
       reversalRequest(header(), { kind: 'purchase', serial: SERIAL, amount: { minor: 1, currency: '392' }, original: { mti: '0220', stan: 1, transmitted: '0314093015', acquirer: '' } }),
       reconciliationRequest(header(), { currency: '392', firstSequence: 1, lastSequence: 1, totals: TOTALS }),
+      anomalyReportRequest(header(), { kind: 'other', serial: SERIAL, dateTime: DT, details: {} }),
     ];
     for (const req of requests) {
       for (const rc of [RC.formatError, RC.securityViolation]) {
@@ -440,8 +564,9 @@ describe('refusals and dispatch', () => {
     const kinds = [
       parseHiltMessage(wire(echoRequest(header()))).kind,
       parseHiltMessage(wire(adviceRequest(header({ stan: 77 }), { kind: 'purchase', outcome: 'complete', serial: SERIAL, amount: { minor: 300, currency: '392' }, dateTime: DT, purse: purseRecord() }))).kind,
+      parseHiltMessage(wire(anomalyReportRequest(header({ stan: 3 }), { kind: 'rollback', serial: SERIAL, dateTime: DT, details: {} }))).kind,
     ];
-    expect(kinds).toEqual(['network', 'advice']);
+    expect(kinds).toEqual(['network', 'advice', 'anomaly-report']);
     const res = networkResponse(signOnRequest(header()), { responseCode: RC.approved, at: LATER });
     refused(() => parseNetworkResponse(res.with(39, '99')), 'bad-value', 39);
     refused(() => parseNetworkResponse(res.with(70, '999')), 'bad-value', 70);

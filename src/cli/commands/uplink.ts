@@ -165,7 +165,7 @@ export const registerUplink: RegisterCommand = (program, ctx, setExit) => {
           ctx,
           opts,
           report,
-          `forwarded: ${stats.delivered} delivered, ${stats.duplicates} already on the host, ${stats.refused} refused, ${stats.keptLocal} kept locally, ${stats.deferred} deferred; ` +
+          `forwarded: ${stats.delivered} delivered, ${stats.duplicates} already on the host, ${stats.refused} refused (${stats.anomalies} of them anomaly reports), ${stats.deferred} deferred; ` +
             `reversals: ${stats.reversals.reversed} done, ${stats.reversals.refused} refused; still waiting: ${waiting} record(s), ${pendingReversals} reversal(s)`,
         );
         if (waiting > 0 || pendingReversals > 0) setExit(1);

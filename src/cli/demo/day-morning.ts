@@ -38,8 +38,8 @@ export function deliver(w: World, bound = DELIVER_BOUND_MS): Promise<ForwarderSt
 }
 
 export function adviceCount(stats: ForwarderStats): string {
-  const local = stats.keptLocal > 0 ? `, ${stats.keptLocal} anomaly records kept local` : '';
-  return `${stats.delivered} delivered (${stats.duplicates} repeats, ${stats.refused} refused${local})`;
+  const reports = stats.anomalies > 0 ? `, ${stats.anomalies} anomaly report${stats.anomalies === 1 ? '' : 's'}` : '';
+  return `${stats.delivered} delivered (${stats.duplicates} repeats, ${stats.refused} refused${reports})`;
 }
 
 export async function openTerminal(c: DayContext): Promise<void> {
@@ -89,7 +89,7 @@ export async function sell(c: DayContext, loads: readonly [string, number][], pu
     const seq = await w.admin.sequence(DEMO_TERMINAL.terminalId, DEMO_TERMINAL.readerId);
     return verdict(`${queued} queued → ${adviceCount(stats)}; host at seq ${seq?.lastSequence ?? '-'}, ${seq?.missing.length ?? '-'} gaps`, {
       'outbox empty': w.journal.outboundCount() === 0,
-      'all delivered': stats.delivered + stats.keptLocal === queued && stats.duplicates === 0,
+      'all delivered': stats.delivered === queued && stats.duplicates === 0,
       'host has the last reader sequence': seq !== null && seq.lastSequence === w.journal.lastReaderSequence(),
       'no gaps on the host': seq !== null && seq.missing.length === 0,
     });

@@ -51,6 +51,9 @@ export const MTI_TABLE: readonly MtiInfo[] = Object.freeze([
   { mti: '0410', name: 'Reversal response' },
   { mti: '0500', name: 'Reconciliation request',                  response: '0510' },
   { mti: '0510', name: 'Reconciliation response' },
+  { mti: '0620', name: 'Administrative advice',                   response: '0630' },
+  { mti: '0621', name: 'Administrative advice, repeat',           response: '0630' },
+  { mti: '0630', name: 'Administrative advice response' },
   { mti: '0800', name: 'Network management request',              response: '0810' },
   { mti: '0810', name: 'Network management response' },
 ].map((m) => Object.freeze(m)));

@@ -8,12 +8,14 @@
  *      `idlePollMs` so new records and an abort are seen;
  *   2. a signed-on session from the link (connect + sign-on when there is none). Failing that, the
  *      head entry is deferred with backoff (its attempt count grows, so the wait survives restarts);
- *   3. for each entry, in order: the store notes the send BEFORE the bytes leave (store.ts), then the
- *      advice goes out: 0220, or 0221 when it went on the wire before without an answer we kept;
- *      the STAN is the record's reader sequence number, the key the host deduplicates on
- *      (terminal id, reader sequence);
+ *   3. for each entry, in order: the store notes the send BEFORE the bytes leave (store.ts), then its
+ *      message goes out: a transaction record as an advice, 0220, or 0221 when it went on the wire
+ *      before without an answer we kept, with the record's reader sequence number as STAN; an
+ *      anomaly record as an administrative advice, 0620 / 0621, with its anomaly sequence (the
+ *      journal's anomaly id) as STAN. The STAN is the key the host deduplicates on, per message
+ *      kind: (terminal id, reader sequence) for advices, (terminal id, anomaly sequence) for reports;
  *   4. the answers, in order:
- *        00 approved, 94 duplicate (applied before)    → markSent
+ *        00 approved, 94 duplicate (applied before)    → markSent ("0230 00", "0630 94", ...)
  *        retry codes (91, 96, 76 again), 63 (MAC)        → deferOutbound with backoff
  *        any other refusal (30, 05, 12, ...)             → markSent with reference "refused <rc>":
  *                                                          the host has it and decided; sending it
@@ -32,26 +34,23 @@
  * larger window (≤ MAX_WINDOW) sends up to that many back to back on the one connection; they are
  * written in order, but one that fails is retried after later ones were applied.
  *
- * Anomaly records: the host-link message set (messages.ts) has no message for them yet, so they are
- * acknowledged locally with reference LOCAL_ANOMALY_REFERENCE (counted in `keptLocal`) rather than
- * holding every later transaction back; they stay in the journal's anomaly table.
+ * Anomaly records travel in the queue like transactions (same order, window, backoff and answers);
+ * the stats count them in `delivered` / `duplicates` / `refused` like advices, and in `anomalies`.
  *
  * A record the message set cannot express (UplinkError 'unsendable') stops the forwarder: it stays
  * at the head of the outbox, as does everything after it. Nothing is dropped to get past it.
  */
-import { adviceRequest, parseAdviceResponse, RC, RESPONSE_CODES, type AdviceInput } from '../messages.js';
+import { adviceRequest, anomalyReportRequest, parseAdviceResponse, parseAnomalyReportResponse, RC, RESPONSE_CODES, type RequestHeader, type SimpleResponse } from '../messages.js';
 import type { IsoMessage } from '../iso8583/message.js';
 import { assertInt } from '../../util/assert.js';
 import { backoffDelay, DEFAULT_IDLE_POLL_MS, DEFAULT_WINDOW, MAX_WINDOW, type BackoffPolicy } from './config.js';
-import { adviceInputOf } from './records.js';
+import { adviceInputOf, anomalyReportInputOf } from './records.js';
 import { ReaderRefusedError, UplinkError } from './errors.js';
-import type { OutboundEntry, TransactionRecord, UplinkJournal } from './contract.js';
+import type { OutboundEntry, UplinkJournal } from './contract.js';
 import type { UplinkLink } from './link.js';
 import type { UplinkSession } from './session.js';
 import { errorText, sleep } from './retry.js';
 
-/** Reference an anomaly record is acknowledged with (there is no host message for it yet). */
-export const LOCAL_ANOMALY_REFERENCE = 'local: no host-link message for anomalies';
 /** Acknowledged entries between two prunings of the store's send notes. */
 const PRUNE_EVERY = 64;
 
@@ -59,7 +58,6 @@ export type ForwarderEvent =
   | { kind: 'delivered'; outboxId: number; key: string; responseCode: string; repeat: boolean }
   | { kind: 'refused'; outboxId: number; key: string; responseCode: string }
   | { kind: 'deferred'; outboxId: number; key: string; untilMs: number; error: string }
-  | { kind: 'kept-local'; outboxId: number; key: string }
   | { kind: 'session-failed'; error: string };
 
 export interface ForwarderOptions {
@@ -88,11 +86,11 @@ export interface ForwarderStats {
   duplicates: number;
   /** Answered with a final refusal (marked sent with "refused <rc>"). */
   refused: number;
-  /** Anomaly records acknowledged locally. */
-  keptLocal: number;
+  /** Of the acknowledged (00, 94) and refused: anomaly records (0620), the rest are advices (0220). */
+  anomalies: number;
   /** Deferrals (failed attempts). */
   deferred: number;
-  /** 0221 repeats sent. */
+  /** 0221 / 0621 repeats sent. */
   repeats: number;
   /** Connects or sign-ons that failed. */
   sessionFailures: number;
@@ -100,8 +98,12 @@ export interface ForwarderStats {
 
 interface Prepared {
   entry: OutboundEntry;
-  record: TransactionRecord;
-  input: AdviceInput;
+  /** Field 11: the reader sequence (advice) or the anomaly sequence (report). */
+  stan: number;
+  /** The response MTI, for the reference markSent records. */
+  answers: '0230' | '0630';
+  build(h: RequestHeader, repeat: boolean): IsoMessage;
+  parse(answer: IsoMessage): SimpleResponse;
 }
 
 type Outcome = { ok: true; answer: IsoMessage; repeat: boolean } | { ok: false; error: unknown };
@@ -126,7 +128,7 @@ export async function forwardOutbox(o: ForwarderOptions): Promise<ForwarderStats
       `the journal belongs to ${identity === null ? 'no terminal yet' : `${identity.terminalId}/${identity.readerId}`}, the uplink is ${config.terminalId}/${config.readerId}`,
     );
   }
-  const stats: ForwarderStats = { delivered: 0, duplicates: 0, refused: 0, keptLocal: 0, deferred: 0, repeats: 0, sessionFailures: 0 };
+  const stats: ForwarderStats = { delivered: 0, duplicates: 0, refused: 0, anomalies: 0, deferred: 0, repeats: 0, sessionFailures: 0 };
 
   const defer = (entry: OutboundEntry, error: unknown): void => {
     const text = errorText(error);
@@ -147,16 +149,28 @@ export async function forwardOutbox(o: ForwarderOptions): Promise<ForwarderStats
     if (++acknowledgedSincePrune >= PRUNE_EVERY) prune();
   };
 
-  /** The advice of an entry, checked by building it once; UplinkError 'unsendable' when it cannot be. */
-  const prepare = (entry: OutboundEntry, record: TransactionRecord): Prepared => {
-    const issuerReference = record.type === 'load' ? store.loadAuthorization(record.readerSeq)?.issuerReference : undefined;
-    const input = adviceInputOf(record, { terminalId: config.terminalId, utcOffsetMinutes: journal.dayOffsetMinutes, issuerReference });
-    try {
-      adviceRequest({ terminalId: config.terminalId, readerId: config.readerId, stan: record.readerSeq, at: new Date(clock()), keyVersion: link.keys?.version ?? config.keyVersion }, input);
-    } catch (e) {
-      throw new UplinkError('unsendable', `journal record of reader sequence ${record.readerSeq} cannot go to the host: ${(e as Error).message}`, { cause: e });
+  /** The message of an entry, checked by building it once; UplinkError 'unsendable' when it cannot be. */
+  const prepare = (entry: OutboundEntry): Prepared => {
+    const record = entry.record;
+    const ctx = { terminalId: config.terminalId, utcOffsetMinutes: journal.dayOffsetMinutes };
+    let p: Prepared;
+    let what: string;
+    if (record.kind === 'anomaly') {
+      const input = anomalyReportInputOf(record, ctx);
+      what = `journal anomaly ${record.anomalyId}`;
+      p = { entry, stan: record.anomalyId, answers: '0630', build: (h, repeat) => anomalyReportRequest(h, { ...input, repeat }), parse: parseAnomalyReportResponse };
+    } else {
+      const issuerReference = record.type === 'load' ? store.loadAuthorization(record.readerSeq)?.issuerReference : undefined;
+      const input = adviceInputOf(record, { ...ctx, issuerReference });
+      what = `journal record of reader sequence ${record.readerSeq}`;
+      p = { entry, stan: record.readerSeq, answers: '0230', build: (h, repeat) => adviceRequest(h, { ...input, repeat }), parse: parseAdviceResponse };
     }
-    return { entry, record, input };
+    try {
+      p.build({ terminalId: config.terminalId, readerId: config.readerId, stan: p.stan, at: new Date(clock()), keyVersion: link.keys?.version ?? config.keyVersion }, false);
+    } catch (e) {
+      throw new UplinkError('unsendable', `${what} cannot go to the host: ${(e as Error).message}`, { cause: e });
+    }
+    return p;
   };
 
   const send = async (session: UplinkSession, p: Prepared): Promise<Outcome> => {
@@ -164,7 +178,7 @@ export async function forwardOutbox(o: ForwarderOptions): Promise<ForwarderStats
     const repeat = store.noteSending(p.entry.id) > 0;
     if (repeat) stats.repeats++;
     try {
-      const answer = await session.request((h) => adviceRequest(h, { ...p.input, repeat }), { stan: p.record.readerSeq });
+      const answer = await session.request((h) => p.build(h, repeat), { stan: p.stan });
       return { ok: true, answer, repeat };
     } catch (error) {
       return { ok: false, error };
@@ -184,20 +198,12 @@ export async function forwardOutbox(o: ForwarderOptions): Promise<ForwarderStats
       continue;
     }
 
-    // Anomalies at the head are acknowledged locally, without a session.
-    if (due[0].record.kind === 'anomaly') {
-      acknowledge(due[0], LOCAL_ANOMALY_REFERENCE);
-      stats.keptLocal++;
-      log({ kind: 'kept-local', outboxId: due[0].id, key: due[0].key });
-      continue;
-    }
-    // The batch: the due advices up to the first anomaly; a record that cannot be sent ends it (and
-    // stops the forwarder when it reaches the head).
+    // The batch: the due entries, advices and anomaly reports alike; a record that cannot be sent ends
+    // it (and stops the forwarder when it reaches the head).
     const batch: Prepared[] = [];
     for (const entry of due) {
-      if (entry.record.kind !== 'transaction') break;
       try {
-        batch.push(prepare(entry, entry.record));
+        batch.push(prepare(entry));
       } catch (e) {
         if (batch.length === 0) throw e;
         break;
@@ -221,7 +227,8 @@ export async function forwardOutbox(o: ForwarderOptions): Promise<ForwarderStats
     let refusedReader: ReaderRefusedError | null = null;
     let broken = false;
     for (let i = 0; i < batch.length; i++) {
-      const { entry } = batch[i];
+      const { entry, answers, parse } = batch[i];
+      const anomaly = entry.record.kind === 'anomaly';
       const outcome = outcomes[i];
       if (!outcome.ok) {
         if (outcome.error instanceof ReaderRefusedError) refusedReader = outcome.error;
@@ -233,7 +240,7 @@ export async function forwardOutbox(o: ForwarderOptions): Promise<ForwarderStats
       }
       let rc: string;
       try {
-        rc = parseAdviceResponse(outcome.answer).responseCode;
+        rc = parse(outcome.answer).responseCode;
       } catch (error) {
         broken = true;
         defer(entry, error);
@@ -241,15 +248,17 @@ export async function forwardOutbox(o: ForwarderOptions): Promise<ForwarderStats
       }
       const info = RESPONSE_CODES.get(rc);
       if (rc === RC.approved || rc === RC.duplicate) {
-        acknowledge(entry, `0230 ${rc}`);
+        acknowledge(entry, `${answers} ${rc}`);
         if (rc === RC.approved) stats.delivered++;
         else stats.duplicates++;
+        if (anomaly) stats.anomalies++;
         log({ kind: 'delivered', outboxId: entry.id, key: entry.key, responseCode: rc, repeat: outcome.repeat });
       } else if (info?.retry === true || rc === RC.securityViolation) {
         defer(entry, new UplinkError('protocol', `the host answered ${rc} (${info?.meaning ?? 'unknown'})`));
       } else {
-        acknowledge(entry, `0230 ${rc} refused`);
+        acknowledge(entry, `${answers} ${rc} refused`);
         stats.refused++;
+        if (anomaly) stats.anomalies++;
         log({ kind: 'refused', outboxId: entry.id, key: entry.key, responseCode: rc });
       }
     }

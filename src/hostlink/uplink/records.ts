@@ -1,6 +1,7 @@
 /**
  * Journal records as host-link messages: a transaction record (journal.ts, frozen when it was queued)
- * becomes the AdviceInput of its 0220 / 0221 (messages.ts). Pure functions.
+ * becomes the AdviceInput of its 0220 / 0221, an anomaly record the AnomalyReportInput of its
+ * 0620 / 0621 (messages.ts). Pure functions.
  *
  * What goes where:
  *   field 2 / DF51   the card serial (the journal keeps upper-case hex)
@@ -15,12 +16,31 @@
  *                    otherwise the counter the card showed, when the journal has it
  *   48 DF03          a failure's text, cut to the tag's 99 bytes
  *   field 37         a load's issuer reference, when its authorization was recorded (store.ts)
+ *
+ * An anomaly record's 0620: STAN = its anomaly id (the journal's anomaly sequence, the outbox key
+ * `anomaly/<terminal>/<id>`), field 2 the card serial, 12/13 + DF04 its createdAt in local time, DF60
+ * the journal's kind (same names), 55 DF52 the counter the card showed, DF61 the last counter the
+ * terminal saw, DF62 the reader sequence of its transaction, DF63 the details as compact JSON, cut
+ * to ANOMALY_DETAILS_MAX bytes when they are longer (`fitAnomalyDetails`).
  */
-import { ADVICE_OUTCOMES, PURSE_TYPE_OF_KIND, TAG_TABLE, TAG, currencyNumeric, type AdviceInput, type AdviceOutcome, type PurseRecord } from '../messages.js';
+import {
+  ADVICE_OUTCOMES,
+  ANOMALY_DETAILS_MAX,
+  ANOMALY_REPORT_KINDS,
+  PURSE_TYPE_OF_KIND,
+  TAG_TABLE,
+  TAG,
+  currencyNumeric,
+  type AdviceInput,
+  type AdviceOutcome,
+  type AnomalyDetailValue,
+  type AnomalyReportInput,
+  type PurseRecord,
+} from '../messages.js';
 import { encodePurseDateTime, type PurseDateTime } from '../../crypto/purse-certificate.js';
 import { fromHex } from '../../util/bytes.js';
 import { UplinkError } from './errors.js';
-import type { TransactionRecord } from './contract.js';
+import type { AnomalyRecord, TransactionRecord } from './contract.js';
 
 /** Which advice outcome each final journal status is. */
 export const OUTCOME_OF_STATUS: Readonly<Record<TransactionRecord['status'], AdviceOutcome>> = Object.freeze({
@@ -114,5 +134,56 @@ export function adviceInputOf(record: TransactionRecord, ctx: AdviceContext): Ad
     if (record.error !== null && record.error.length > 0) input.note = cutUtf8(record.error, NOTE_MAX_BYTES);
   }
   if (ctx.issuerReference !== undefined) input.retrievalReference = ctx.issuerReference;
+  return input;
+}
+
+/** Key of the details that says how many entries were left out to fit 48 DF63. */
+export const DETAILS_CUT_KEY = 'cut';
+
+/**
+ * The details as they fit 48 DF63 (at most `maxBytes` of compact JSON): unchanged when they fit,
+ * else the entries in order while they fit, then `cut`: the number of entries left out.
+ */
+export function fitAnomalyDetails(details: Readonly<Record<string, AnomalyDetailValue>>, maxBytes = ANOMALY_DETAILS_MAX): Record<string, AnomalyDetailValue> {
+  const size = (o: object) => new TextEncoder().encode(JSON.stringify(o)).length;
+  const all = { ...details };
+  if (size(all) <= maxBytes) return all;
+  const entries = Object.entries(details);
+  const out: Record<string, AnomalyDetailValue> = {};
+  let kept = 0;
+  for (const [k, v] of entries) {
+    if (k === DETAILS_CUT_KEY) continue;
+    if (size({ ...out, [k]: v, [DETAILS_CUT_KEY]: entries.length }) > maxBytes) continue;
+    out[k] = v;
+    kept++;
+  }
+  out[DETAILS_CUT_KEY] = entries.length - kept;
+  return out;
+}
+
+/**
+ * The 0620 of an anomaly record. UplinkError 'unsendable' when it cannot be expressed (another
+ * terminal's, a kind or serial the message set has no room for); the builder checks the rest.
+ */
+export function anomalyReportInputOf(record: AnomalyRecord, ctx: Pick<AdviceContext, 'terminalId' | 'utcOffsetMinutes'>): AnomalyReportInput {
+  const fail = (why: string, cause?: unknown) =>
+    new UplinkError('unsendable', `journal anomaly ${record.anomalyId} cannot go to the host: ${why}`, cause === undefined ? undefined : { cause });
+  if (record.terminalId !== ctx.terminalId) throw fail(`it belongs to terminal ${record.terminalId}, not ${ctx.terminalId}`);
+  if (!(record.anomaly in ANOMALY_REPORT_KINDS)) throw fail(`kind ${String(record.anomaly)}`);
+  let serial: Uint8Array;
+  try {
+    serial = fromHex(record.cardSerial);
+  } catch (e) {
+    throw fail((e as Error).message, e);
+  }
+  const input: AnomalyReportInput = {
+    kind: record.anomaly,
+    serial,
+    dateTime: localDateTime(record.createdAt, ctx.utcOffsetMinutes),
+    details: fitAnomalyDetails(record.details),
+  };
+  if (record.counter !== null) input.cardCounter = record.counter;
+  if (record.lastCounter !== null) input.lastCounter = record.lastCounter;
+  if (record.readerSeq !== null) input.readerSequence = record.readerSeq;
   return input;
 }

@@ -18,16 +18,19 @@ import { IsoMacError } from '../../../src/hostlink/iso8583/mac.js';
 import {
   RC,
   adviceResponse,
+  anomalyReportResponse,
   chunkNegativeListChanges,
   loadAuthorizationResponse,
   negativeListResponse,
   networkResponse,
   parseAdviceRequest,
+  parseAnomalyReportRequest,
   parseLoadAuthorizationRequest,
   parseNegativeListRequest,
   parseNetworkRequest,
   refusal,
   type AdviceRequest,
+  type AnomalyReportRequest,
   type NegativeListChange,
   type ResponseCode,
 } from '../../../src/hostlink/messages.js';
@@ -65,6 +68,12 @@ export class FakeHost {
   readonly applied = new Map<string, number>();
   /** The applied advices, in the order they were applied. */
   readonly appliedOrder: string[] = [];
+  /** Anomaly reports (0620) applied, per key `terminal/anomaly sequence`: exactly once means 1 each. */
+  readonly reports = new Map<string, number>();
+  /** Every report received (originals and repeats), in order. */
+  readonly reportsReceived: Array<{ mti: string; key: string; report: AnomalyReportRequest }> = [];
+  /** First applications of advices (`txn/<key>`) and reports (`anomaly/<key>`), in order. */
+  readonly arrivals: string[] = [];
   /** Every advice received (originals and repeats), in order. */
   readonly received: Array<{ mti: string; key: string; advice: AdviceRequest }> = [];
   readonly readers = new Map<string, Reader>();
@@ -224,6 +233,9 @@ export class FakeHost {
       case '0220':
       case '0221':
         return this.advice(conn, req);
+      case '0620':
+      case '0621':
+        return this.report(req);
       case '0300':
         return this.negativeList(req);
       case '0200':
@@ -285,12 +297,26 @@ export class FakeHost {
     }
     this.applied.set(key, 1);
     this.appliedOrder.push(key);
+    this.arrivals.push(`txn/${key}`);
     if (fault === 'close-after-commit') {
       void conn.channel.close();
       return null;
     }
     if (fault === 'no-answer') return null;
     return adviceResponse(req, { responseCode: RC.approved, at });
+  }
+
+  private report(req: IsoMessage): IsoMessage {
+    const r = parseAnomalyReportRequest(req);
+    const key = `${r.header.terminalId}/${r.header.stan}`;
+    this.reportsReceived.push({ mti: req.mti, key, report: r });
+    const seen = this.reports.get(key);
+    if (seen !== undefined) {
+      return anomalyReportResponse(req, { responseCode: RC.duplicate, at: new Date() });
+    }
+    this.reports.set(key, 1);
+    this.arrivals.push(`anomaly/${key}`);
+    return anomalyReportResponse(req, { responseCode: RC.approved, at: new Date() });
   }
 
   private negativeList(req: IsoMessage): IsoMessage {

@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import type { Journal } from '../../../src/terminal/journal/index.js';
-import { LOCAL_ANOMALY_REFERENCE, ReaderRefusedError, UplinkError, backoffDelay, backoffPolicy, type ForwarderEvent, type Uplink, type UplinkConfigInput } from '../../../src/hostlink/uplink/index.js';
+import { ReaderRefusedError, UplinkError, backoffDelay, backoffPolicy, type ForwarderEvent, type Uplink, type UplinkConfigInput } from '../../../src/hostlink/uplink/index.js';
 import { RC } from '../../../src/hostlink/messages.js';
 import { FakeHost } from './fake-host.js';
 import { PROVIDER, READER, TERMINAL, cardSerial, fillPurchases, openJournal, openUplink, tempDir } from './helpers.js';
@@ -189,15 +189,19 @@ describe('forwarder', () => {
     expect(host.applied.has(`${TERMINAL}/${seqs[2]}`)).toBe(false);
   });
 
-  it('anomaly records are acknowledged locally, in their place in the queue', async () => {
+  it('anomaly records go to the host as 0620, in their place in the queue, once each', async () => {
     const first = fillPurchases(journal, 2);
-    journal.recordAnomaly({ kind: 'gap', cardSerial: cardSerial(3), counter: 9, lastCounter: 4 });
+    const a = journal.recordAnomaly({ kind: 'gap', cardSerial: cardSerial(3), counter: 9, lastCounter: 4, details: { missingCount: 4 } });
     const second = fillPurchases(journal, 2, { seed: 99 });
     const u = uplink();
     const stats = await u.forward({ untilEmpty: true });
-    expect(stats.keptLocal).toBe(1);
-    expect(journal.outbox({ limit: 10 }).find((e) => e.record.kind === 'anomaly')?.hostReference).toBe(LOCAL_ANOMALY_REFERENCE);
+    expect(stats).toMatchObject({ delivered: 5, anomalies: 1, duplicates: 0 });
+    expect(journal.outbox({ limit: 10 }).find((e) => e.record.kind === 'anomaly')?.hostReference).toBe('0630 00');
     expectExactlyOnce([...first, ...second]);
+    const key = `${TERMINAL}/${a.id}`;
+    expect([...host.reports]).toEqual([[key, 1]]);
+    expect(host.arrivals).toEqual([...first.map((s) => `txn/${TERMINAL}/${s}`), `anomaly/${key}`, ...second.map((s) => `txn/${TERMINAL}/${s}`)]);
+    expect(host.reportsReceived[0].report).toMatchObject({ kind: 'gap', cardCounter: 9, lastCounter: 4, details: { missingCount: 4 }, repeat: false });
   });
 
   it('a record the message set cannot carry stops the forwarder and stays queued', async () => {

@@ -14,11 +14,13 @@ import { twoByteLengthFraming } from '../../src/hostlink/framing.js';
 import { pack, unpack } from '../../src/hostlink/iso8583/packager.js';
 import { signMessage, verifyMessage } from '../../src/hostlink/iso8583/mac.js';
 import type { IsoMessage } from '../../src/hostlink/iso8583/message.js';
-import { RC, echoRequest, negativeListRequest, parseNetworkResponse } from '../../src/hostlink/messages.js';
+import { RC, TAG, anomalyReportRequest, echoRequest, negativeListRequest, parseNetworkResponse } from '../../src/hostlink/messages.js';
+import { Tlv, encodeTlv } from '../../src/apdu/tlv.js';
+import { encodePurseDateTime } from '../../src/crypto/purse-certificate.js';
 import { challengeOf, signOnChallengeRequest, signOnProofRequest } from '../../src/hostlink/reader-auth.js';
 import { concatBytes, fromHex } from '../../src/util/bytes.js';
 import { BAD_MESSAGES } from '../hostlink/bad-inputs.js';
-import { adminGet, adminPost, closedWithin, completedAdvice, dumpDatabases, enrolledTerminal, rawSocket, startTestHosts, terminalKey, TestTerminal, type TestHosts } from './helpers.js';
+import { LOCAL, SERIAL, adminGet, adminPost, closedWithin, completedAdvice, dumpDatabases, enrolledTerminal, rawSocket, startTestHosts, terminalKey, TestTerminal, type TestHosts } from './helpers.js';
 
 const framing = twoByteLengthFraming();
 const CLOSE_BOUND_MS = 3_000;
@@ -188,12 +190,32 @@ describe('messages the hosts refuse with an answer', () => {
   });
 
   it('a valid MAC on content the parsers refuse: 30', async () => {
-    const r = await Raw.open(h);
-    // An advice without field 48 (mandatory).
-    r.send(completedAdvice(witness, { stan: 906, counter: 906, amount: 5, balanceAfter: 5 }).without(48), terminalKey('TW', 1));
-    const answer = await r.next();
-    expect(answer.responseCode()).toBe(RC.formatError);
-    r.socket.destroy();
+    const report = (stan: number) => anomalyReportRequest(witness.header(stan), { kind: 'rollback', serial: SERIAL, dateTime: LOCAL, cardCounter: 2, lastCounter: 4, details: { balance: 1 } });
+    const with48 = (stan: number, tlvs: Tlv[]) => report(stan).with(48, encodeTlv(tlvs));
+    const kind = Tlv.primitive(TAG.anomalyKind, Uint8Array.of(1));
+    const when = Tlv.primitive(TAG.dateTime, encodePurseDateTime(LOCAL));
+    const json = (text: string) => Tlv.primitive(TAG.anomalyDetails, new TextEncoder().encode(text));
+    const cases: [string, IsoMessage][] = [
+      ['an advice without field 48 (mandatory)', completedAdvice(witness, { stan: 906, counter: 906, amount: 5, balanceAfter: 5 }).without(48)],
+      ['an 0620 without field 48', report(907).without(48)],
+      ['an 0620 of an unknown anomaly kind', with48(908, [Tlv.primitive(TAG.anomalyKind, Uint8Array.of(0x7f)), when, json('{}')])],
+      ['an 0620 whose details are not JSON', with48(909, [kind, when, json('{"balance":')])],
+      ['an 0620 whose details are not compact', with48(910, [kind, when, json('{ "balance": 1 }')])],
+      ['an 0620 whose details nest', with48(911, [kind, when, json('{"a":{"b":1}}')])],
+      ['an 0620 without details', with48(912, [kind, when])],
+      ['an 0620 with a tag of another message', with48(913, [kind, when, json('{}'), Tlv.primitive(TAG.outcome, Uint8Array.of(1))])],
+      ['an 0620 whose field 12 differs from DF04', report(914).with(12, '000000')],
+      ['an 0620 with a purse certificate in 55', report(915).with(55, encodeTlv([Tlv.primitive(TAG.certificate, new Uint8Array(16))]))],
+      ['a repeat (0621) carrying a processing code', report(916).withMti('0621').with(3, '000000')],
+    ];
+    for (const [name, m] of cases) {
+      const r = await Raw.open(h);
+      r.send(m, terminalKey('TW', 1));
+      const answer = await r.next();
+      expect(answer.responseCode(), name).toBe(RC.formatError);
+      expect(answer.mti, name).toBe(m.mti === '0220' ? '0230' : '0630');
+      r.socket.destroy();
+    }
     await hostUnharmed();
   });
 

@@ -2,16 +2,18 @@
  * Every message type over loopback, terminal side on IsoChannel as the uplink uses it, host side the
  * real hosts (gateway, registry, issuer) on SQLite in a temporary folder: 0800 (enrolment, sign-on
  * challenge and proof, echo, key change, sign-off), 0200/0210, 0220/0221/0230, 0400/0401/0410,
- * 0300/0310, 0500/0510. What the hosts stored is checked through the admin API.
+ * 0300/0310, 0500/0510, 0620/0621/0630. What the hosts stored is checked through the admin API.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   RC,
+  anomalyReportRequest,
   echoRequest,
   keyChangeRequest,
   loadAuthorizationRequest,
   negativeListRequest,
   parseAdviceResponse,
+  parseAnomalyReportResponse,
   parseLoadAuthorizationResponse,
   parseNegativeListResponse,
   parseNetworkResponse,
@@ -21,10 +23,12 @@ import {
   reversalRequest,
   signOffRequest,
   transmissionDateTime,
+  type AnomalyReportInput,
   type NegativeListChange,
   type ReconciliationTotals,
 } from '../../src/hostlink/messages.js';
 import { unwrapKey } from '../../src/hostlink/iso8583/mac.js';
+import type { IsoMessage } from '../../src/hostlink/iso8583/message.js';
 import { testTerminalKek } from '../../src/hostlink/test-keys.js';
 import { encodePurseDateTime, purseCardKey, testPurseMasterKey, verifyLoadCryptogram } from '../../src/crypto/purse-certificate.js';
 import { fromHex, toHex } from '../../src/util/bytes.js';
@@ -166,6 +170,58 @@ describe('0220 / 0230 advice', () => {
     expect((await adminGet<{ anomalies: unknown[] }>(h, '/anomalies')).body.anomalies).toEqual([]);
     expect((await adminGet<{ balance: number }>(h, `/cards/${toHex(SERIAL)}`)).body.balance).toBe(3000);
     await t.close();
+  });
+});
+
+describe('0620 / 0630 administrative advice (a terminal\'s anomaly report)', () => {
+  const report: AnomalyReportInput = { kind: 'rollback', serial: SERIAL, dateTime: LOCAL, cardCounter: 3, lastCounter: 6, readerSequence: 12, details: { balance: 700 } };
+  const anomalies = async (query = '') => (await adminGet<{ anomalies: Record<string, unknown>[] }>(h, `/anomalies${query}`)).body.anomalies;
+
+  it('stores the report once as a terminal anomaly: 00, then 94 for its repeat (0621) and for a resend', async () => {
+    const t = await enrolledTerminal(h, T, R);
+    const send = async (m: IsoMessage) => parseAnomalyReportResponse(await t.request(m));
+    const first = await send(anomalyReportRequest(t.header(1), report));
+    expect(first).toMatchObject({ responseCode: RC.approved, header: { mti: '0630', stan: 1 } });
+    expect((await send(anomalyReportRequest(t.header(1), { ...report, repeat: true }))).responseCode).toBe(RC.duplicate);
+    expect((await send(anomalyReportRequest(t.header(1), report))).responseCode).toBe(RC.duplicate);
+    const stored = await anomalies();
+    expect(stored).toEqual([
+      {
+        id: expect.any(Number),
+        at: expect.any(Number),
+        source: 'terminal',
+        kind: 'rollback',
+        serial: toHex(SERIAL).toUpperCase(),
+        terminalId: T,
+        readerId: R,
+        readerSequence: 12,
+        counter: 3,
+        details: { anomalySequence: 1, recordedAt: '2025-03-14T18:30:15', lastCounter: 6, reported: { balance: 700 } },
+      },
+    ]);
+    expect(await anomalies('?source=terminal&kind=rollback')).toHaveLength(1);
+    expect(await anomalies('?source=issuer')).toEqual([]);
+    expect((await adminGet(h, '/anomalies?source=bank')).status).toBe(400);
+    // The card is known to the issuer's views by its anomaly, its books untouched.
+    expect((await adminGet(h, `/cards/${toHex(SERIAL)}`)).body).toMatchObject({ anomalies: 1, records: 0, balance: null });
+    await t.close();
+  });
+
+  it('the same anomaly sequence with other content: 12 and an issuer reader-repeat; the stored report stays', async () => {
+    const t = await enrolledTerminal(h, T, R);
+    expect(parseAnomalyReportResponse(await t.request(anomalyReportRequest(t.header(4), report))).responseCode).toBe(RC.approved);
+    const other = anomalyReportRequest(t.header(4), { ...report, kind: 'clone', details: {} });
+    expect(parseAnomalyReportResponse(await t.request(other)).responseCode).toBe(RC.invalidTransaction);
+    expect((await anomalies()).map((a) => [a.source, a.kind])).toEqual([
+      ['terminal', 'rollback'],
+      ['issuer', 'reader-repeat'],
+    ]);
+    // Another sequence of the same terminal, and the same sequence of another terminal, are new reports.
+    expect(parseAnomalyReportResponse(await t.request(anomalyReportRequest(t.header(5), report))).responseCode).toBe(RC.approved);
+    const u = await enrolledTerminal(h, 'TERM0002', 'READER02');
+    expect(parseAnomalyReportResponse(await u.request(anomalyReportRequest(u.header(4), report))).responseCode).toBe(RC.approved);
+    expect(await anomalies('?source=terminal')).toHaveLength(3);
+    await Promise.all([t.close(), u.close()]);
   });
 });
 

@@ -4,7 +4,7 @@
  * and forward checked through the admin API, the negative card file, the load flow end to end with
  * the issuer's cryptogram, and a reader blocked by the operator. Then every message the terminal
  * sends, driven through the Uplink API: 0800 sign-on / echo / key change, 0200, 0220 and 0221,
- * 0400 and 0401, 0300, 0500; lost answers are made by a proxy between the terminal and the gateway
+ * 0400 and 0401, 0300, 0500, 0620 and 0621 (an anomaly the purse terminal detected); lost answers are made by a proxy between the terminal and the gateway
  * (proxy.ts), so the hosts did the work and the terminal never heard of it.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -18,6 +18,8 @@ import { purseCardKey, testPurseMasterKey, verifyLoadCryptogram } from '../../..
 import { fromHex } from '../../../src/util/bytes.js';
 import { PROVIDER, READER, TERMINAL, cardSerial, certificateFor, fillPurchases, openJournal, openUplink, tempDir, testConfig } from './helpers.js';
 import { adminGet, adminPost, countOnHost, issueCode, startHosts, type RunningHosts } from './real-hosts.js';
+import { CardRollbackError, checkCard, purseTerminalConfig, type CardStatus } from '../../../src/terminal/purse/index.js';
+import type { AnomalyView } from '../../../src/hosts/issuer.js';
 
 let work: { dir: string; remove(): void };
 let hosts: RunningHosts;
@@ -234,6 +236,48 @@ describe('every message the terminal sends, against the mock hosts', () => {
     expect(stats).toMatchObject({ delivered: 5, duplicates: 1 });
     expect(stats.repeats).toBeGreaterThanOrEqual(1);
     expect(await countOnHost(hosts, journal)).toEqual({ expected: 6, advices: 6, lost: 0, appliedTwice: 0, anomalies: {} });
+  });
+
+  it('0620 then 0621: a rollback the purse terminal detected reaches the issuer once, though its 0630 was lost', async () => {
+    fillPurchases(journal, 6, { cards: 1 });
+    const serial = cardSerial(0);
+    const last = journal.cardHistory(serial)!.lastCounter;
+    // The card comes back showing a counter below the last one this terminal saw (a restored image).
+    const status: CardStatus = { lifeCycle: 0x07, active: true, counter: last - 3, balance: 9_000, currency: 392, maxBalance: 100_000, maxPerTransaction: 50_000, logCapacity: 8, logCount: 3, serial: fromHex(serial) };
+    const config = purseTerminalConfig({ terminalId: TERMINAL, readerId: READER, currency: 'JPY' });
+    const e = (() => {
+      try {
+        checkCard(journal, config, serial, status);
+        return null;
+      } catch (x) {
+        return x;
+      }
+    })();
+    expect(e).toBeInstanceOf(CardRollbackError);
+    const [mine] = journal.anomalies({ cardSerial: serial });
+    expect(mine.kind).toBe((e as CardRollbackError).kind);
+
+    const u = await uplinkViaProxy();
+    proxy!.drop('0630');
+    const stats = await u.forward({ untilEmpty: true });
+    expect(proxy!.dropped.get('0630')).toBe(1);
+    expect(stats).toMatchObject({ delivered: 6, duplicates: 1, anomalies: 1, refused: 0 });
+    expect(journal.outbox({ limit: 100 }).find((x) => x.record.kind === 'anomaly')?.hostReference).toBe('0630 94');
+
+    const { anomalies } = await adminGet<{ anomalies: AnomalyView[] }>(hosts, `/anomalies?serial=${serial}`);
+    const reported = anomalies.filter((a) => a.source === 'terminal');
+    expect(reported).toHaveLength(1);
+    expect(reported[0]).toMatchObject({
+      kind: mine.kind,
+      serial,
+      terminalId: TERMINAL,
+      readerId: READER,
+      counter: last - 3,
+      details: { anomalySequence: mine.id, lastCounter: last, reported: { balance: 9_000 } },
+    });
+    // The issuer's own anomalies are untouched by the report: none for this card.
+    expect(anomalies.filter((a) => a.source === 'issuer')).toEqual([]);
+    expect((await adminGet<{ anomalies: AnomalyView[] }>(hosts, '/anomalies?source=terminal&kind=' + mine.kind)).anomalies).toHaveLength(1);
   });
 
   it('0200 without an answer: LoadInDoubtError, the 0400 reverses the authorization on the issuer', async () => {

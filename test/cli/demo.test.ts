@@ -93,6 +93,13 @@ describe('hilt demo --json: the scripted day', () => {
     expect(step('copy restored onto card D').ok).toBe(true);
     expect(step('rolled-back card D refused').happened).toMatch(/^refused \(CARD_ROLLBACK, (repeat|rollback)\)/);
     expect(step('load on rolled-back card D refused').happened).toMatch(/^refused \(CARD_ROLLBACK/);
+    // The terminal's anomaly reached the issuer as an 0620 and is listed there once, as journaled.
+    const kind = /^refused \(CARD_ROLLBACK, (repeat|rollback)\): card counter (\d+), terminal saw (\d+)/.exec(step('rolled-back card D refused').happened)!;
+    const reported = step("card D's anomaly reaches the issuer");
+    expect(reported.ok).toBe(true);
+    expect(reported.happened).toContain(`issuer lists 1 terminal anomaly for D: ${kind[1]} (anomaly seq `);
+    expect(reported.happened).toMatch(new RegExp(`counter ${kind[2]}, terminal saw ${kind[3]}\\)$`));
+    expect(reported.happened).toMatch(/\d+ anomaly reports?\)/);
     const d = report.reconciliation!.cards.find((c) => c.card === 'D')!;
     expect(d.card_balance - d.ledger).toBe(600 + 900);
     expect(d.host_shadow).toBe(d.ledger);

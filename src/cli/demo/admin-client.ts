@@ -78,8 +78,10 @@ export class AdminClient {
     return sequences.find((s) => s.terminalId === terminalId && s.readerId === readerId) ?? null;
   }
 
-  async anomalies(filter: { serial?: string; terminalId?: string; kind?: string } = {}): Promise<AnomalyView[]> {
+  /** GET /anomalies; `source`: 'issuer' (found by the issuer) or 'terminal' (reported in an 0620). */
+  async anomalies(filter: { serial?: string; terminalId?: string; kind?: string; source?: 'issuer' | 'terminal' } = {}): Promise<AnomalyView[]> {
     const q = new URLSearchParams({ limit: '10000' });
+    if (filter.source !== undefined) q.set('source', filter.source);
     if (filter.serial !== undefined) q.set('serial', filter.serial);
     if (filter.terminalId !== undefined) q.set('terminalId', filter.terminalId);
     if (filter.kind !== undefined) q.set('kind', filter.kind);

@@ -5,7 +5,8 @@
  *                     stays pending; presented again, the row is recovered from the card's log and
  *                     nothing is debited twice
  *   rolled-back card  the card's memory is copied, purchases are made, the copy is put back: the
- *                     terminal sees its counter go backwards and refuses it before any DEBIT
+ *                     terminal sees its counter go backwards and refuses it before any DEBIT; its
+ *                     anomaly record goes to the issuer (0620), which lists it once (admin API)
  *   host outage       the hosts stop; purchases go on offline, their advices wait in the journal;
  *                     the hosts restart on the same folder and the queue is delivered, nothing lost
  *                     or applied twice (counted through the admin API)
@@ -19,6 +20,7 @@ import { caught, errorText, verdict } from './script.js';
 import { debitsSeen, look, money, pay } from './till.js';
 import { DEMO_TERMINAL, type World } from './world.js';
 import { adviceCount, deliver, purchaseStep, uplinkOf, type DayContext } from './day-morning.js';
+import type { Anomaly } from '../../terminal/journal/index.js';
 
 /** How long the forwarder keeps trying while the hosts are down. */
 const OFFLINE_TRY_MS = 300;
@@ -83,16 +85,31 @@ export async function rolledBackCard(c: DayContext, label: string, afterCopy: re
       'old state back': status.counter === saved.counter && status.balance === saved.balance,
     });
   });
+  let flagged: Anomaly | undefined;
   await s.step(`rolled-back card ${label} refused`, 'counter below what this terminal saw: refused before any DEBIT, anomaly journaled', async () => {
     const debits = debitsSeen(card);
     const lastId = Math.max(0, ...w.journal.anomalies({ cardSerial: card.serialHex }).map((a) => a.id));
     const e = await caught(pay(w, card, attempt));
     const anomalies = w.journal.anomalies({ cardSerial: card.serialHex }).filter((a) => a.id > lastId);
+    flagged = anomalies.find((a) => a.kind === 'rollback' || a.kind === 'repeat');
     const refused = e instanceof CardRollbackError;
     return verdict(refused ? `refused (${e.code}, ${e.kind}): card counter ${e.counter}, terminal saw ${e.lastCounter}; journal anomaly ${anomalies.map((a) => a.kind).join(', ') || 'none'}` : e === null ? `${money(attempt)} APPROVED` : errorText(e), {
       'refused as rolled back': refused,
       'no DEBIT reached the card': debitsSeen(card) === debits,
-      'anomaly journaled': anomalies.some((a) => a.kind === 'rollback' || a.kind === 'repeat'),
+      'anomaly journaled': flagged !== undefined,
+    });
+  });
+  await s.step(`card ${label}'s anomaly reaches the issuer`, "queue forwarded, the anomaly as an 0620; GET /anomalies lists the terminal's anomaly for the card, once", async () => {
+    const queued = w.journal.outboundCount();
+    const stats = await deliver(w);
+    const reported = await w.admin.anomalies({ serial: card.serialHex, source: 'terminal' });
+    const mine = reported.filter((a) => flagged !== undefined && a.details.anomalySequence === flagged.id);
+    const shown = mine.map((a) => `${a.kind} (anomaly seq ${String(a.details.anomalySequence)}, counter ${a.counter ?? '-'}, terminal saw ${String(a.details.lastCounter)})`).join(', ');
+    return verdict(`${queued} queued → ${adviceCount(stats)}; issuer lists ${reported.length} terminal anomal${reported.length === 1 ? 'y' : 'ies'} for ${label}${shown === '' ? '' : `: ${shown}`}`, {
+      'outbox empty': w.journal.outboundCount() === 0,
+      'sent as an anomaly report': stats.anomalies >= 1,
+      'listed once': reported.length === 1 && mine.length === 1,
+      'as the terminal journaled it': flagged !== undefined && mine[0]?.kind === flagged.kind && mine[0]?.counter === flagged.counter && mine[0]?.details.lastCounter === flagged.lastCounter,
     });
   });
 }

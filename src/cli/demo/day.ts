@@ -6,7 +6,8 @@
  *   blocked card      operator blocks card C at the host → negative-list delta → C refused
  *   stolen reader     a second reader enrols, is blocked by the operator → its sign-on refused
  *   torn purchase     card B pulled right after DEBIT → pending → presented again → recovered
- *   rolled-back card  card D's image copied, two purchases, copy restored → refused, flagged
+ *   rolled-back card  card D's image copied, two purchases, copy restored → refused, flagged, reported
+ *                     to the issuer (0620), listed once there
  *   host outage       hosts stopped → offline purchases queued → restarted → delivered once
  *   close             per-card and host-ledger reconciliation (reconcile.ts)
  */
@@ -64,7 +65,7 @@ export async function runDay(w: World, s: Script, faults: ReadonlySet<DemoFault>
     const d = card('D');
     const loadsBefore = d.tap.count(PURSE_INS.load);
     const e = await caught(withCard(w, d, () => loadPurse(w.terminal(), uplinkOf(w), 1_000)));
-    const issuerSaw = (await w.admin.anomalies({ serial: d.serialHex })).map((a) => a.kind);
+    const issuerSaw = (await w.admin.anomalies({ serial: d.serialHex })).map((a) => `${a.kind}${a.source === 'terminal' ? ' (terminal)' : ''}`);
     return verdict(`${e instanceof CardRollbackError ? `refused (${e.code}, ${e.kind})` : e === null ? 'LOADED' : errorText(e)}; issuer anomalies for D: ${issuerSaw.length === 0 ? 'none (nothing reached it)' : issuerSaw.join(', ')}`, {
       'refused as rolled back': e instanceof CardRollbackError,
       'no LOAD reached the card': d.tap.count(PURSE_INS.load) === loadsBefore,

@@ -9,7 +9,9 @@
  *   purchases (76/88)         the same for type purchase;
  *   load reversals (75/87)    reversals the host answered 00 (uplink store) of a 0200 in the range
  *                             that was approved or never answered (an answered decline has nothing
- *                             to reverse: the host records "nothing to reverse" and does not count it);
+ *                             to reverse: the host records "nothing to reverse" and does not count it;
+ *                             an approval its failed-load advice let lapse is still reversed, and
+ *                             counted, by the host, so advice and reversal may arrive in any order);
  *   purchase reversals (77/89) 0: purchases are final (a certified debit is refunded, not reversed);
  *   authorizations (81)       0200s put on the wire with a STAN in the range, whatever the answer.
  * The issuer counts only advices it accepted (00): an advice it refused (12, a bad certificate) stays

@@ -1,12 +1,14 @@
 /**
  * Journal records as advices: every field the issuer checks, the certificate a card would have made
- * verifying against the advice's purse record, and records that cannot be sent.
+ * verifying against the advice's purse record, and records that cannot be sent. Anomaly records as
+ * anomaly reports (0620), their details cut to fit.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import type { Journal, TransactionRecord } from '../../../src/terminal/journal/index.js';
-import { UplinkError, adviceInputOf, cutUtf8, localDateTime } from '../../../src/hostlink/uplink/index.js';
-import { adviceRequest, parseAdviceRequest } from '../../../src/hostlink/messages.js';
+import type { AnomalyRecord, Journal, TransactionRecord } from '../../../src/terminal/journal/index.js';
+import { UplinkError, adviceInputOf, anomalyReportInputOf, cutUtf8, fitAnomalyDetails, localDateTime } from '../../../src/hostlink/uplink/index.js';
+import { ANOMALY_DETAILS_MAX, adviceRequest, anomalyReportRequest, parseAdviceRequest, parseAnomalyReportRequest } from '../../../src/hostlink/messages.js';
+import { fromHex } from '../../../src/util/bytes.js';
 import { pack, unpack } from '../../../src/hostlink/iso8583/packager.js';
 import { purseCardKey, testPurseMasterKey, verifyPurseCertificate } from '../../../src/crypto/purse-certificate.js';
 import { OFFSET_MINUTES, PROVIDER, READER, TERMINAL, cardSerial, fillPurchases, openJournal, tempDir } from './helpers.js';
@@ -70,5 +72,33 @@ describe('advice of a journal record', () => {
     expect(() => adviceInputOf(r, { ...ctx, terminalId: 'OTHER' })).toThrow(UplinkError);
     expect(() => adviceInputOf({ ...r, currency: 'XTS' }, ctx)).toThrow(/cannot go to the host/);
     expect(() => adviceInputOf({ ...r, certificate: null }, ctx)).toThrow(/without its certificate/);
+  });
+});
+
+describe('anomaly report of a journal anomaly record', () => {
+  const anomalyRecord = (): AnomalyRecord => journal.outbox({ limit: 100 }).map((e) => e.record).find((r): r is AnomalyRecord => r.kind === 'anomaly')!;
+
+  it('carries kind, serial, counters, the transaction’s reader sequence and the details, and survives the wire', () => {
+    const [seq] = fillPurchases(journal, 1, { cards: 1 });
+    const row = journal.query({ limit: 1 })[0];
+    const a = journal.recordAnomaly({ kind: 'repeat', cardSerial: cardSerial(0), counter: 1, lastCounter: 3, transactionId: row.id, details: { balance: 900, replayed: true } });
+    const input = anomalyReportInputOf(anomalyRecord(), ctx);
+    expect(input).toEqual({ kind: 'repeat', serial: fromHex(cardSerial(0)), dateTime: localDateTime(a.createdAt, OFFSET_MINUTES), cardCounter: 1, lastCounter: 3, readerSequence: seq, details: { balance: 900, replayed: true } });
+    const back = parseAnomalyReportRequest(unpack(pack(anomalyReportRequest(header(a.id), input))).message);
+    expect(back).toMatchObject({ ...input, header: { stan: a.id } });
+    expect(() => anomalyReportInputOf({ ...anomalyRecord(), terminalId: 'OTHER' }, ctx)).toThrow(UplinkError);
+  });
+
+  it('details longer than 48 DF63 holds are cut in order, with the count left out', () => {
+    const long = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`k${i}`, 'x'.repeat(30)]));
+    const fitted = fitAnomalyDetails(long);
+    expect(new TextEncoder().encode(JSON.stringify(fitted)).length).toBeLessThanOrEqual(ANOMALY_DETAILS_MAX);
+    const kept = Object.keys(fitted).filter((k) => k !== 'cut');
+    expect(kept).toEqual(Object.keys(long).slice(0, kept.length));
+    expect(fitted.cut).toBe(40 - kept.length);
+    expect(kept.length).toBeGreaterThan(20);
+    expect(fitAnomalyDetails({ a: 1 })).toEqual({ a: 1 });
+    journal.recordAnomaly({ kind: 'other', cardSerial: cardSerial(1), details: long });
+    expect(() => anomalyReportRequest(header(1), anomalyReportInputOf(anomalyRecord(), ctx))).not.toThrow();
   });
 });

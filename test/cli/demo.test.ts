@@ -7,7 +7,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { run } from '../../src/cli/main.js';
 import type { Output } from '../../src/cli/output.js';
 import { runDemo, type DemoReport } from '../../src/cli/demo/run-demo.js';
-import { wrap } from '../../src/cli/demo/render.js';
+import { dayWidths, renderReport, wrap } from '../../src/cli/demo/render.js';
 
 function capture(): Output & { stdout: string[]; stderr: string[] } {
   const stdout: string[] = [];
@@ -204,5 +204,24 @@ describe('wrap', () => {
     expect(wrap('aa bb cc', 5)).toEqual(['aa bb', 'cc']);
     expect(wrap('abcdefghij', 4)).toEqual(['abcd', 'efgh', 'ij']);
     expect(wrap('', 4)).toEqual(['']);
+  });
+});
+
+describe('the day table fits the terminal', () => {
+  it('full widths off a terminal or on a wide one; shrunk in proportion on a narrow one, never below the minimum', () => {
+    expect(dayWidths(undefined)).toEqual({ step: 38, happened: 60, expected: 46 });
+    expect(dayWidths(200)).toEqual({ step: 38, happened: 60, expected: 46 });
+    const w = dayWidths(100);
+    expect(w.step + w.happened + w.expected + 10).toBeLessThanOrEqual(100);
+    expect(w.happened).toBeGreaterThan(w.expected);
+    expect(dayWidths(40)).toEqual({ step: 20, happened: 28, expected: 22 });
+  });
+
+  it('every line of the day table is at most 100 columns on a 100-column terminal', async () => {
+    const report = await runDemo({ skipTransport: true });
+    const text = renderReport(report, { transport: false, trace: false, columns: 100 });
+    const day = text.split('\n').slice(2, text.split('\n').indexOf('', 3));
+    expect(day.length).toBeGreaterThan(report.steps.length);
+    for (const line of day) expect(line.length, line).toBeLessThanOrEqual(100);
   });
 });

@@ -37,7 +37,7 @@ export const registerDemo: RegisterCommand = (program, ctx, setExit) => {
         const transport = report.transport === null ? null : { ...report.transport, trace: opts.trace ? report.transport.trace : undefined };
         ctx.io.out(toJson({ ...report, transport }));
       } else {
-        ctx.io.out(renderReport(report, { transport: opts.transport || opts.trace, trace: opts.trace }));
+        ctx.io.out(renderReport(report, { transport: opts.transport || opts.trace, trace: opts.trace, columns: process.stdout.isTTY ? process.stdout.columns : undefined }));
       }
       if (!report.ok) {
         const more = report.failed.length > 1 ? ` (and ${report.failed.length - 1} more)` : '';

@@ -9,8 +9,21 @@ import type { DemoReport, Reconciliation, TransportReport } from './run-demo.js'
 import { money } from './till.js';
 import { DEMO_TERMINAL } from './world.js';
 
-/** Widest text of each wrapped column. */
+/** Widest text of each wrapped column (a terminal of 156 columns or more, or not a terminal). */
 const WIDTH = { step: 38, happened: 60, expected: 46 } as const;
+/** Narrowest the wrapped columns get on a small terminal. */
+const MIN_WIDTH = { step: 20, happened: 28, expected: 22 } as const;
+/** The ok column and the three two-space gaps. */
+const FIXED_WIDTH = 4 + 3 * 2;
+
+/** Column widths of the day table for a terminal `columns` wide: shrunk in proportion, never below MIN_WIDTH. */
+export function dayWidths(columns: number | undefined): { step: number; happened: number; expected: number } {
+  const full = WIDTH.step + WIDTH.happened + WIDTH.expected;
+  if (columns === undefined || columns - FIXED_WIDTH >= full) return { ...WIDTH };
+  const scale = (columns - FIXED_WIDTH) / full;
+  const w = (k: keyof typeof WIDTH): number => Math.max(MIN_WIDTH[k], Math.floor(WIDTH[k] * scale));
+  return { step: w('step'), happened: w('happened'), expected: w('expected') };
+}
 
 /** Splits `text` into lines of at most `width` characters, at spaces where it can. */
 export function wrap(text: string, width: number): string[] {
@@ -37,9 +50,10 @@ export function wrap(text: string, width: number): string[] {
   return out;
 }
 
-function dayTable(report: DemoReport): string[] {
+function dayTable(report: DemoReport, columns: number | undefined): string[] {
+  const W = dayWidths(columns);
   const head = ['step', 'what happened', 'expected', 'ok'];
-  const widths = [WIDTH.step, WIDTH.happened, WIDTH.expected, 4];
+  const widths = [W.step, W.happened, W.expected, 4];
   const rule = widths.map((w) => '-'.repeat(w)).join('  ');
   const row = (cells: string[]): string =>
     cells
@@ -53,7 +67,7 @@ function dayTable(report: DemoReport): string[] {
       section = s.section;
       lines.push(`[${section}]`);
     }
-    const cols = [wrap(s.name, WIDTH.step), wrap(s.happened, WIDTH.happened), wrap(s.expected, WIDTH.expected)];
+    const cols = [wrap(s.name, W.step), wrap(s.happened, W.happened), wrap(s.expected, W.expected)];
     const height = Math.max(...cols.map((c) => c.length));
     for (let i = 0; i < height; i++) lines.push(row([cols[0][i] ?? '', cols[1][i] ?? '', cols[2][i] ?? '', i === 0 ? (s.ok ? 'ok' : 'FAIL') : '']));
   }
@@ -116,6 +130,8 @@ export function transportLines(t: TransportReport, trace: boolean): string[] {
 export interface RenderOptions {
   transport: boolean;
   trace: boolean;
+  /** The terminal's width, to fit the day table to it; undefined (not a terminal): the full widths. */
+  columns?: number;
 }
 
 export function renderReport(report: DemoReport, o: RenderOptions): string {
@@ -125,7 +141,7 @@ export function renderReport(report: DemoReport, o: RenderOptions): string {
   if (report.faults.length > 0) out.push(`INJECTED FAULTS: ${report.faults.join(', ')}`);
   out.push('');
   if (o.transport && report.transport !== null) out.push(...transportLines(report.transport, o.trace), '');
-  out.push(...dayTable(report), '', ...reconciliationLines(report), '');
+  out.push(...dayTable(report, o.columns), '', ...reconciliationLines(report), '');
   const n = report.steps.length;
   const secs = (report.durationMs / 1000).toFixed(1);
   out.push(

@@ -31,7 +31,15 @@ export const registerDemo: RegisterCommand = (program, ctx, setExit) => {
       [] as DemoFault[],
     )
     .action(async (opts: DemoCliOptions) => {
-      const report = await runDemo({ faults: opts.fault });
+      // Ctrl-C mid-day: exit (130) through process.exit, so the day's temporary folder is removed.
+      const interrupted = (): never => process.exit(130);
+      process.once('SIGINT', interrupted);
+      let report: Awaited<ReturnType<typeof runDemo>>;
+      try {
+        report = await runDemo({ faults: opts.fault });
+      } finally {
+        process.off('SIGINT', interrupted);
+      }
       setExit(report.ok ? 0 : 1);
       if (opts.json) {
         const transport = report.transport === null ? null : { ...report.transport, trace: opts.trace ? report.transport.trace : undefined };

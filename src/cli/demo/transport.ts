@@ -5,8 +5,7 @@
  * mid-session), every wire exchange traced. `hilt demo` prints one line of it; `--transport` the
  * whole table, `--trace` every APDU.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { demoTempDir } from './temp-dir.js';
 import { join } from 'node:path';
 import { compose, type CardChannel } from '../../reader/channel.js';
 import { withTrace, type TraceRecord } from '../../reader/trace.js';
@@ -50,7 +49,8 @@ export interface TransportReport {
 export const DEMO_SERIAL = fromHex('48494C5400000042');
 
 export async function runTransportCheck(): Promise<TransportReport> {
-  const dir = mkdtempSync(join(tmpdir(), 'hilt-demo-transport-'));
+  const temp = demoTempDir('hilt-demo-transport-');
+  const dir = temp.dir;
   const card = makeCard({ serial: DEMO_SERIAL, applets: [{ name: 'diagnostic' }], image: join(dir, 'card.img'), testKeys: true });
   const server = await VpcdServer.listen({ port: 0 });
   const client = new VpcdCardClient(card.os, { port: server.port, logger: { info: () => undefined, warn: () => undefined } });
@@ -74,7 +74,7 @@ export async function runTransportCheck(): Promise<TransportReport> {
   } finally {
     await client.close();
     await server.close();
-    rmSync(dir, { recursive: true, force: true });
+    temp.remove();
   }
 }
 

@@ -12,8 +12,8 @@
  *
  * Everything measured in the demo comes from these objects; nothing is faked around them.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { demoTempDir } from './temp-dir.js';
 import { join } from 'node:path';
 import { startHosts, type RunningHosts } from '../../hosts/index.js';
 import { VpcdServer } from '../../reader/vpcd-server.js';
@@ -144,9 +144,10 @@ function storeCloser(store: unknown): () => void {
 }
 
 export async function buildWorld(o: WorldOptions): Promise<World> {
-  const dir = mkdtempSync(join(tmpdir(), 'hilt-demo-'));
+  const temp = demoTempDir('hilt-demo-');
+  const dir = temp.dir;
   const hostsDir = join(dir, 'hosts');
-  const closers: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
+  const closers: (() => Promise<void> | void)[] = [() => temp.remove()];
   const close = async (): Promise<void> => {
     for (const c of closers.splice(0).reverse()) {
       try {

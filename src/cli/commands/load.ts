@@ -20,6 +20,7 @@
  * a key change (`hilt uplink key-change`) the uplink's state file holds the key and wins. The state
  * file (reader key pair, authorizations, reversals) is uplink.db next to the journal.
  */
+import { Option } from 'commander';
 import type { RegisterCommand } from './types.js';
 import type { CliContext } from '../context.js';
 import { toJson } from '../output.js';
@@ -81,7 +82,7 @@ export const registerLoad: RegisterCommand = (program, ctx) => {
     .description('one e-money load onto the purse in a reader, authorized by the issuer through the gateway: tear recovery first, terminal policy, a receipt')
     .argument('<amount>', "amount in the currency's units: 5000 (JPY), 50.00 (EUR)");
   addPurseTerminalOptions(cmd)
-    .option('--gateway <host:port>', `the gateway (default ${DEFAULT_LOAD_GATEWAY}, where hilt hosts listens)`, parseEndpoint('--gateway', '127.0.0.1'), parseEndpoint('--gateway', '127.0.0.1')(DEFAULT_LOAD_GATEWAY))
+    .addOption(new Option('--gateway <host:port>', 'the gateway (where hilt hosts listens)').argParser(parseEndpoint('--gateway', '127.0.0.1')).default(parseEndpoint('--gateway', '127.0.0.1')(DEFAULT_LOAD_GATEWAY), DEFAULT_LOAD_GATEWAY))
     .option('--key-version <n>', `the host MAC key's version, field 53 (default: the key file's or $${UPLINK_KEY_VERSION_ENV}, else ${TEST_INITIAL_KEY_VERSION})`, parseIntOption('--key-version', 1, 255))
     .option('--uplink-keys <file>', `the terminal's host keys (as hilt uplink --keys: mac = <hex>, version = <n>); else $${UPLINK_MAC_KEY_ENV}, else TEST keys`)
     .option('--enrol-code <code>', "the operator's one-time code, for the reader's first sign-on")

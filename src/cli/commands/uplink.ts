@@ -24,7 +24,7 @@
  * are one `hilt: ...` line.
  */
 import { existsSync } from 'node:fs';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { RegisterCommand } from './types.js';
 import type { CliContext } from '../context.js';
 import { toJson } from '../output.js';
@@ -56,7 +56,7 @@ interface CommonOptions {
 function addCommon(cmd: Command): Command {
   return cmd
     .option('--journal <file>', `the terminal's journal (default $${JOURNAL_PATH_ENV}, else ${DEFAULT_JOURNAL_PATH})`)
-    .option('--gateway <host:port>', `the gateway (default 127.0.0.1:${DEFAULT_GATEWAY_PORT})`, parseEndpoint('--gateway', '127.0.0.1'), { host: '127.0.0.1', port: DEFAULT_GATEWAY_PORT })
+    .addOption(new Option('--gateway <host:port>', 'the gateway').argParser(parseEndpoint('--gateway', '127.0.0.1')).default({ host: '127.0.0.1', port: DEFAULT_GATEWAY_PORT }, `127.0.0.1:${DEFAULT_GATEWAY_PORT}`))
     .option('--terminal <id>', "terminal id, field 41 (default: the journal's)")
     .option('--reader <id>', "reader id, field 42 (default: the journal's)")
     .option('--utc-offset <minutes>', "the terminal's local time, minutes from UTC (as its purse configuration)", parseIntOption('--utc-offset', -840, 840), 0)

@@ -24,9 +24,14 @@
  *   ICV = E(S-ENC, counter with its first byte set to 80).
  * - §6.2.5: "No R-MAC shall be generated and no protection shall be applied to a response that
  *   includes an error status word"; every SW other than 9000, 62xx and 63xx is an error SW.
+ *
+ * Key forms: the MAC and encryption functions take a session key either as bytes (one-shot: node
+ * ciphers built for the call) or as a keyed object (AesKey for S-ENC, CmacKey for S-MAC and
+ * S-RMAC: ciphers and CMAC subkeys built once per session), with the same results. Scp03Session
+ * builds its keyed objects when it opens and destroys them when it closes.
  */
-import { aesCbcDecrypt, aesCbcEncrypt, aesEncryptBlock, assertAesKey, AES_BLOCK } from './aes.js';
-import { cmac } from './cmac.js';
+import { AesKey, KeyDestroyedError, aesEncryptBlock, assertAesKey, AES_BLOCK } from './aes.js';
+import { cmac, CmacKey } from './cmac.js';
 import { scp03Kdf, type KdfOutputBits } from './kdf.js';
 import { HiltError, BadInputError } from '../util/errors.js';
 import { assertBytes, assertInt } from '../util/assert.js';
@@ -227,6 +232,53 @@ export function zeroizeSessionKeys(keys: SessionKeys): void {
   zeroize(keys.sEnc, keys.sMac, keys.sRmac);
 }
 
+/** A session's keys as keyed objects (persistent ciphers, CMAC subkeys once). */
+export interface KeyedSessionKeys {
+  sEnc: AesKey;
+  sMac: CmacKey;
+  sRmac: CmacKey;
+}
+
+/**
+ * Keyed objects over S-ENC, S-MAC, S-RMAC (each holds its own copy; `keys` stay the caller's). No
+ * cipher is built until a key is first used. Destroy them with destroyKeyedSessionKeys.
+ */
+export function keySessionKeys(keys: SessionKeys): KeyedSessionKeys {
+  assertAesKey(keys.sEnc, 'S-ENC');
+  assertAesKey(keys.sMac, 'S-MAC');
+  assertAesKey(keys.sRmac, 'S-RMAC');
+  return { sEnc: new AesKey(keys.sEnc), sMac: new CmacKey(keys.sMac), sRmac: new CmacKey(keys.sRmac) };
+}
+
+export function destroyKeyedSessionKeys(keys: KeyedSessionKeys): void {
+  keys.sEnc.destroy();
+  keys.sMac.destroy();
+  keys.sRmac.destroy();
+}
+
+/** S-ENC as bytes or as a keyed object. */
+export type EncKey = Uint8Array | AesKey;
+/** S-MAC or S-RMAC as bytes or as a keyed object. */
+export type MacKey = Uint8Array | CmacKey;
+
+function _assertMacKey(key: MacKey, name: string): void {
+  if (key instanceof CmacKey) {
+    if (key.destroyed) throw new KeyDestroyedError(name);
+  } else {
+    assertAesKey(key, name);
+  }
+}
+
+function _assertEncKey(key: EncKey, name: string): void {
+  if (key instanceof AesKey) {
+    if (key.destroyed) throw new KeyDestroyedError(name);
+  } else {
+    assertAesKey(key, name);
+  }
+}
+
+const _mac = (key: MacKey, msg: Uint8Array): Uint8Array => (key instanceof CmacKey ? key.mac(msg) : cmac(key, msg));
+
 function _cryptogram(constant: number, sMac: Uint8Array, hostChallenge: Uint8Array, cardChallenge: Uint8Array): Uint8Array {
   assertAesKey(sMac, 'S-MAC');
   const n = _assertChallenges(hostChallenge, cardChallenge);
@@ -335,28 +387,28 @@ const MAX_SHORT_NC = 255;
  * data.length + macLength in the short or the extended form. Returns the full 16 bytes, which are
  * the next chaining value; the MAC field is its first `macLength` bytes.
  */
-export function computeCMac(sMac: Uint8Array, chainingValue: Uint8Array, header: ApduHeader, data: Uint8Array, macLength: Scp03BlockLength, extended: boolean): Uint8Array {
-  assertAesKey(sMac, 'S-MAC');
+export function computeCMac(sMac: MacKey, chainingValue: Uint8Array, header: ApduHeader, data: Uint8Array, macLength: Scp03BlockLength, extended: boolean): Uint8Array {
+  _assertMacKey(sMac, 'S-MAC');
   assertBytes(chainingValue, 'MAC chaining value', [16]);
   assertBytes(data, 'command data');
   const lc = data.length + macLength;
   if (lc > MAX_NC) throw new BadInputError(`command data: at most ${MAX_NC - macLength} bytes fit with the C-MAC, got ${data.length}`);
   const useExtended = extended || lc > MAX_SHORT_NC;
   const lcBytes = useExtended ? Uint8Array.of(0, lc >> 8, lc & 0xff) : Uint8Array.of(lc);
-  return cmac(sMac, concatBytes(chainingValue, Uint8Array.of(header.cla, header.ins, header.p1, header.p2), lcBytes, data));
+  return _mac(sMac, concatBytes(chainingValue, Uint8Array.of(header.cla, header.ins, header.p1, header.p2), lcBytes, data));
 }
 
 /** The R-MAC of one response: CMAC(S-RMAC, chaining value || data || SW1 SW2), full 16 bytes. */
-export function computeRMac(sRmac: Uint8Array, chainingValue: Uint8Array, data: Uint8Array, sw: number): Uint8Array {
-  assertAesKey(sRmac, 'S-RMAC');
+export function computeRMac(sRmac: MacKey, chainingValue: Uint8Array, data: Uint8Array, sw: number): Uint8Array {
+  _assertMacKey(sRmac, 'S-RMAC');
   assertBytes(chainingValue, 'MAC chaining value', [16]);
   assertBytes(data, 'response data');
   assertInt(sw, 'SW', 0, 0xffff);
-  return cmac(sRmac, concatBytes(chainingValue, data, Uint8Array.of(sw >> 8, sw & 0xff)));
+  return _mac(sRmac, concatBytes(chainingValue, data, Uint8Array.of(sw >> 8, sw & 0xff)));
 }
 
 /** ICV for command (first byte of the counter block as is) or response (first byte 80) encryption. */
-export function encryptionIcv(sEnc: Uint8Array, counter: number, forResponse: boolean): Uint8Array {
+export function encryptionIcv(sEnc: EncKey, counter: number, forResponse: boolean): Uint8Array {
   assertInt(counter, 'encryption counter', 0, Number.MAX_SAFE_INTEGER);
   const block = new Uint8Array(AES_BLOCK);
   let c = counter;
@@ -365,49 +417,66 @@ export function encryptionIcv(sEnc: Uint8Array, counter: number, forResponse: bo
     c = Math.floor(c / 256);
   }
   if (forResponse) block[0] = 0x80;
-  return aesEncryptBlock(sEnc, block);
+  return sEnc instanceof AesKey ? sEnc.encryptBlock(block) : aesEncryptBlock(sEnc, block);
 }
 
-function _encrypt(sEnc: Uint8Array, counter: number, forResponse: boolean, data: Uint8Array): Uint8Array {
-  assertAesKey(sEnc, 'S-ENC');
+/** Runs `op` over S-ENC as a keyed object: the caller's, or one built for this call and destroyed. */
+function _withEncKey<T>(sEnc: EncKey, op: (key: AesKey) => T): T {
+  if (sEnc instanceof AesKey) return op(sEnc);
+  const key = new AesKey(sEnc);
+  try {
+    return op(key);
+  } finally {
+    key.destroy();
+  }
+}
+
+function _encrypt(sEnc: EncKey, counter: number, forResponse: boolean, data: Uint8Array): Uint8Array {
+  _assertEncKey(sEnc, 'S-ENC');
   assertBytes(data, 'plaintext');
   if (data.length === 0) return new Uint8Array(0);
-  const icv = encryptionIcv(sEnc, counter, forResponse);
-  const padded = pad80(data);
-  const out = aesCbcEncrypt(sEnc, icv, padded);
-  zeroize(padded, icv);
-  return out;
+  return _withEncKey(sEnc, (key) => {
+    const icv = encryptionIcv(key, counter, forResponse);
+    const padded = pad80(data);
+    try {
+      return key.cbcEncrypt(icv, padded);
+    } finally {
+      zeroize(padded, icv);
+    }
+  });
 }
 
-function _decrypt(sEnc: Uint8Array, counter: number, forResponse: boolean, data: Uint8Array): Uint8Array | undefined {
-  assertAesKey(sEnc, 'S-ENC');
+function _decrypt(sEnc: EncKey, counter: number, forResponse: boolean, data: Uint8Array): Uint8Array | undefined {
+  _assertEncKey(sEnc, 'S-ENC');
   assertBytes(data, 'ciphertext');
   if (data.length === 0) return new Uint8Array(0);
   if (data.length % AES_BLOCK !== 0) return undefined;
-  const icv = encryptionIcv(sEnc, counter, forResponse);
-  const padded = aesCbcDecrypt(sEnc, icv, data);
-  const out = unpad80(padded);
-  zeroize(padded, icv);
-  return out;
+  return _withEncKey(sEnc, (key) => {
+    const icv = encryptionIcv(key, counter, forResponse);
+    const padded = key.cbcDecrypt(icv, data);
+    const out = unpad80(padded);
+    zeroize(padded, icv);
+    return out;
+  });
 }
 
 /** C-DECRYPTION on the host: pad and encrypt a command's data (empty stays empty). */
-export function encryptCommandData(sEnc: Uint8Array, counter: number, data: Uint8Array): Uint8Array {
+export function encryptCommandData(sEnc: EncKey, counter: number, data: Uint8Array): Uint8Array {
   return _encrypt(sEnc, counter, false, data);
 }
 
 /** The card's inverse of encryptCommandData; undefined when the length or the padding is wrong. */
-export function decryptCommandData(sEnc: Uint8Array, counter: number, data: Uint8Array): Uint8Array | undefined {
+export function decryptCommandData(sEnc: EncKey, counter: number, data: Uint8Array): Uint8Array | undefined {
   return _decrypt(sEnc, counter, false, data);
 }
 
 /** R-ENCRYPTION on the card: pad and encrypt response data (empty stays empty). */
-export function encryptResponseData(sEnc: Uint8Array, counter: number, data: Uint8Array): Uint8Array {
+export function encryptResponseData(sEnc: EncKey, counter: number, data: Uint8Array): Uint8Array {
   return _encrypt(sEnc, counter, true, data);
 }
 
 /** The host's inverse of encryptResponseData; undefined when the length or the padding is wrong. */
-export function decryptResponseData(sEnc: Uint8Array, counter: number, data: Uint8Array): Uint8Array | undefined {
+export function decryptResponseData(sEnc: EncKey, counter: number, data: Uint8Array): Uint8Array | undefined {
   return _decrypt(sEnc, counter, true, data);
 }
 
@@ -440,6 +509,8 @@ export class Scp03Session {
   readonly macLength: Scp03BlockLength;
   readonly #flags: SecurityLevelFlags;
   readonly #keys: SessionKeys;
+  /** Keyed objects over #keys, built once for the session and destroyed by close(). */
+  readonly #keyed: KeyedSessionKeys;
   readonly #chain: Uint8Array;
   #counter = 0;
   #open = true;
@@ -455,6 +526,7 @@ export class Scp03Session {
     this.macLength = init.macLength;
     this.#flags = securityLevelFlags(init.level);
     this.#keys = init.keys;
+    this.#keyed = keySessionKeys(init.keys);
     this.#chain = init.chainingValue.slice();
   }
 
@@ -480,11 +552,11 @@ export class Scp03Session {
     this.#assertOpen();
     if (this.level === SECURITY_LEVEL.NONE) return { ...cmd, data: cmd.data.slice() };
     this.#counter++;
-    const body = this.#flags.cDec ? encryptCommandData(this.#keys.sEnc, this.#counter, cmd.data) : cmd.data.slice();
+    const body = this.#flags.cDec ? encryptCommandData(this.#keyed.sEnc, this.#counter, cmd.data) : cmd.data.slice();
     const header = { cla: secureMessagingCla(cmd.cla), ins: cmd.ins, p1: cmd.p1, p2: cmd.p2 };
     const lc = body.length + this.macLength;
     const extended = cmd.extended || lc > MAX_SHORT_NC;
-    const mac = computeCMac(this.#keys.sMac, this.#chain, header, body, this.macLength, extended);
+    const mac = computeCMac(this.#keyed.sMac, this.#chain, header, body, this.macLength, extended);
     this.#chain.set(mac);
     const data = concatBytes(body, mac.subarray(0, this.macLength));
     zeroize(mac);
@@ -510,7 +582,7 @@ export class Scp03Session {
     const body = cmd.data.subarray(0, cmd.data.length - this.macLength);
     const received = cmd.data.subarray(cmd.data.length - this.macLength);
     const header = { cla: cmd.cla, ins: cmd.ins, p1: cmd.p1, p2: cmd.p2 };
-    const mac = computeCMac(this.#keys.sMac, this.#chain, header, body, this.macLength, cmd.extended);
+    const mac = computeCMac(this.#keyed.sMac, this.#chain, header, body, this.macLength, cmd.extended);
     if (!constantTimeEqual(mac.subarray(0, this.macLength), received)) {
       zeroize(mac);
       throw new AuthError('command-mac', 'C-MAC does not verify');
@@ -520,7 +592,7 @@ export class Scp03Session {
     this.#counter++;
     let data: Uint8Array = body.slice();
     if (this.#flags.cDec && body.length > 0) {
-      const plain = decryptCommandData(this.#keys.sEnc, this.#counter, body);
+      const plain = decryptCommandData(this.#keyed.sEnc, this.#counter, body);
       if (plain === undefined) throw new AuthError('command-padding', 'encrypted command data is not a padded whole number of blocks');
       data = plain;
     }
@@ -535,8 +607,8 @@ export class Scp03Session {
     assertInt(sw, 'SW', 0, 0xffff);
     if (!this.#flags.rMac) return data.slice();
     if (!isProtectedSw(sw)) return new Uint8Array(0); // §6.2.5: an error SW travels alone
-    const body = this.#flags.rEnc ? encryptResponseData(this.#keys.sEnc, this.#counter, data) : data.slice();
-    const mac = computeRMac(this.#keys.sRmac, this.#chain, body, sw);
+    const body = this.#flags.rEnc ? encryptResponseData(this.#keyed.sEnc, this.#counter, data) : data.slice();
+    const mac = computeRMac(this.#keyed.sRmac, this.#chain, body, sw);
     const out = concatBytes(body, mac.subarray(0, this.macLength));
     zeroize(mac);
     return out;
@@ -561,20 +633,21 @@ export class Scp03Session {
     }
     const body = data.subarray(0, data.length - this.macLength);
     const received = data.subarray(data.length - this.macLength);
-    const mac = computeRMac(this.#keys.sRmac, this.#chain, body, sw);
+    const mac = computeRMac(this.#keyed.sRmac, this.#chain, body, sw);
     const ok = constantTimeEqual(mac.subarray(0, this.macLength), received);
     zeroize(mac);
     if (!ok) throw new AuthError('response-mac', 'R-MAC does not verify', sw);
     if (!this.#flags.rEnc || body.length === 0) return body.slice();
-    const plain = decryptResponseData(this.#keys.sEnc, this.#counter, body);
+    const plain = decryptResponseData(this.#keyed.sEnc, this.#counter, body);
     if (plain === undefined) throw new AuthError('response-padding', 'encrypted response data is not a padded whole number of blocks', sw);
     return plain;
   }
 
-  /** Zeroizes the session keys and the chaining value. Idempotent. */
+  /** Zeroizes the session keys and the chaining value and destroys the keyed objects. Idempotent. */
   close(): void {
     if (!this.#open) return;
     this.#open = false;
+    destroyKeyedSessionKeys(this.#keyed);
     zeroizeSessionKeys(this.#keys);
     zeroize(this.#chain);
     this.#counter = 0;

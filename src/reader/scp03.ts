@@ -241,7 +241,7 @@ async function _authenticate(
   }
 
   const keys = deriveSessionKeys(staticKeys, hostChallenge, card.cardChallenge);
-  let session: Scp03Session;
+  let session: Scp03Session | undefined;
   try {
     const expectedCryptogram = cardCryptogram(keys.sMac, hostChallenge, card.cardChallenge);
     const ok = constantTimeEqual(expectedCryptogram, card.cardCryptogram);
@@ -258,7 +258,10 @@ async function _authenticate(
     const eaResp = ResponseApdu.decode(await inner.transmit(ea.encode()));
     if (eaResp.sw !== SW_OK) throw new AuthError('card-refused', 'EXTERNAL AUTHENTICATE refused', eaResp.sw);
   } catch (e) {
-    zeroizeSessionKeys(keys);
+    // A session built before EXTERNAL AUTHENTICATE failed owns the keys: closing it destroys its
+    // keyed objects (ciphers, CMAC subkeys) too.
+    if (session !== undefined) session.close();
+    else zeroizeSessionKeys(keys);
     throw e;
   }
 

@@ -28,7 +28,10 @@ import {
   parseLoadAuthorizationRequest,
   parseNegativeListRequest,
   parseNetworkRequest,
+  parseReversalRequest,
   refusal,
+  reversalResponse,
+  type ReversalRequest,
   type AdviceRequest,
   type AnomalyReportRequest,
   type NegativeListChange,
@@ -46,6 +49,8 @@ export interface FakeHostHooks {
   advice?: (a: AdviceRequest, key: string) => AdviceFault | undefined;
   /** Called for each load authorization; 'no-answer' holds the 0210 back, a code declines. */
   load?: () => 'no-answer' | ResponseCode | undefined;
+  /** Called for each 0400/0401; 'no-answer' holds the 0410 back, a code answers with it (default 00). */
+  reversal?: (r: ReversalRequest) => 'no-answer' | ResponseCode | undefined;
 }
 
 interface Reader {
@@ -64,6 +69,8 @@ const SESSION_MS = 60_000;
 export class FakeHost {
   port = 0;
   hooks: FakeHostHooks = {};
+  /** Every 0400/0401 received, with the 0200's STAN and what it was answered. */
+  readonly reversalsReceived: { mti: string; originalStan: number; answered: string }[] = [];
   /** Applications per key `terminal/STAN`: exactly once means every value is 1. */
   readonly applied = new Map<string, number>();
   /** The applied advices, in the order they were applied. */
@@ -240,6 +247,14 @@ export class FakeHost {
         return this.negativeList(req);
       case '0200':
         return this.loadAuthorization(req, this.hooks.load?.());
+      case '0400':
+      case '0401': {
+        const r = parseReversalRequest(req);
+        const fault = this.hooks.reversal?.(r);
+        this.reversalsReceived.push({ mti: req.mti, originalStan: r.original.stan, answered: fault ?? RC.approved });
+        if (fault === 'no-answer') return null;
+        return reversalResponse(req, { responseCode: fault ?? RC.approved, at });
+      }
       default:
         return refusal(req, { responseCode: RC.notSupported, at });
     }

@@ -45,6 +45,7 @@ interface LoadOptions extends PurseTerminalOptions {
   enrolCode?: string;
   timeout: number;
   forward: boolean;
+  sync: boolean;
   forwardWait: number;
 }
 
@@ -87,6 +88,7 @@ export const registerLoad: RegisterCommand = (program, ctx) => {
     .option('--uplink-keys <file>', `the terminal's host keys (as hilt uplink --keys: mac = <hex>, version = <n>); else $${UPLINK_MAC_KEY_ENV}, else TEST keys`)
     .option('--enrol-code <code>', "the operator's one-time code, for the reader's first sign-on")
     .option('--timeout <ms>', 'bound of one exchange with the gateway', parseIntOption('--timeout', 1, 600_000), DEFAULT_UPLINK_REQUEST_TIMEOUT_MS)
+    .option('--no-sync', 'skip bringing the negative card file up to date (0300) before the load')
     .option('--no-forward', "leave the load's advice queued instead of delivering it now")
     .option('--forward-wait <ms>', "how long to try delivering the load's advice", parseIntOption('--forward-wait', 1, 600_000), DEFAULT_FORWARD_WAIT_MS)
     .action(async (amountText: string, opts: LoadOptions) => {
@@ -123,6 +125,9 @@ async function runLoad(amountText: string, opts: LoadOptions, ctx: CliContext): 
       zeroize(macKey);
     }
     try {
+      // An online load uses the issuer's newest negative card file: a card blocked since the last
+      // update is refused here, before any 0200. No gateway: the error, before a row is begun.
+      if (opts.sync) await uplink.syncNegativeList();
       const result = await loadPurse(t.terminal, uplink, amount);
       printAnomalies(events, ctx);
       let advice: LoadReport['advice'] = 'queued';

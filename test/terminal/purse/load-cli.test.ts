@@ -28,6 +28,11 @@ describe('hilt load', () => {
   let code: string;
   const load = (amount: string, ...more: string[]) => hilt(['load', amount, '--reader', reader, '--db', db, '--gateway', gateway, ...more]);
   const lines = (err: string[]) => err.filter((l) => !l.includes('TEST KEYS'));
+  /** 0200s the issuer has received from TERM0001 (its totals, field 81). */
+  const authorizationsAtIssuer = async (): Promise<number> => {
+    const t = await adminGet<{ totals: { totals: { authorizations: number } }[] }>(hosts, '/totals?terminalId=TERM0001');
+    return t.totals.reduce((n, x) => n + x.totals.authorizations, 0);
+  };
 
   beforeAll(async () => {
     hosts = await startHosts({ dir: join(tmp.dir, 'hosts') });
@@ -85,27 +90,38 @@ describe('hilt load', () => {
     expect((JSON.parse(q.out) as LoadReport).advice).toBe('queued');
   });
 
-  it('declined by the issuer, refused by the terminal: one line, exit code 1, nothing loaded', async () => {
+  it('a card blocked at the host: refused by the terminal after the negative-list sync (no 0200); with --no-sync, declined by the issuer (14)', async () => {
     await adminPost(hosts, '/negative-cards', { add: [{ serial: SERIAL, reason: 'lost' }] });
-    const d = await load('100');
+    const d = await load('100', '--no-sync');
     expect({ code: d.code, out: d.out, lines: lines(d.err) }).toEqual({
       code: 1,
       out: '',
       lines: [expect.stringMatching(/^hilt: declined by the issuer: 14 .*\(journal row \d+, reader seq \d+: failed, nothing loaded\)$/)],
     });
+    const authorizationsBefore = await authorizationsAtIssuer();
+    const t = await load('100');
+    expect({ code: t.code, out: t.out, lines: lines(t.err) }).toEqual({
+      code: 1,
+      out: '',
+      lines: [expect.stringMatching(/^hilt: refused \(negative-file\): card 48494C5400000001 is on the negative card file \(lost, list version \d+\)/)],
+    });
+    expect(await authorizationsAtIssuer(), 'no 0200 for a card the terminal refused').toBe(authorizationsBefore);
     await adminPost(hosts, '/negative-cards', { remove: [SERIAL] });
-    // The emulator's purse holds at most 100,000.
+    // The emulator's purse holds at most 100,000 (the sync has taken the card off the list again).
     const m = await load('99000');
     expect({ code: m.code, lines: lines(m.err) }).toEqual({ code: 1, lines: [expect.stringMatching(/^hilt: refused \(max-balance\): JPY 99,000 on top of the balance JPY 7,600/)] });
     const b = await hilt(['balance', '--reader', reader, '--json']);
     expect((JSON.parse(b.out) as BalanceReport).balance).toBe(7600);
   });
 
-  it('no gateway there: the row fails, nothing loaded', async () => {
+  it('no gateway there: one line, nothing loaded (with --no-sync: the row begun and failed)', async () => {
     const nobody = `127.0.0.1:${await freePort()}`;
     const r = await hilt(['load', '300', '--reader', reader, '--db', db, '--gateway', nobody, '--timeout', '500']);
     expect(r.code).toBe(1);
-    expect(lines(r.err)).toEqual([expect.stringMatching(/^hilt: no load authorization from the issuer \(.*\): journal row \d+ \(reader seq \d+\) failed, nothing loaded$/)]);
+    expect(lines(r.err)).toEqual([expect.stringMatching(/^hilt: .*(ECONNREFUSED|connection refused|cannot connect)/i)]);
+    const n = await hilt(['load', '300', '--reader', reader, '--db', db, '--gateway', nobody, '--timeout', '500', '--no-sync']);
+    expect(n.code).toBe(1);
+    expect(lines(n.err)).toEqual([expect.stringMatching(/^hilt: no load authorization from the issuer \(.*\): journal row \d+ \(reader seq \d+\) failed, nothing loaded$/)]);
     const b = await hilt(['balance', '--reader', reader, '--json']);
     expect((JSON.parse(b.out) as BalanceReport).balance).toBe(7600);
   });

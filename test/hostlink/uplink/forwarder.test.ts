@@ -3,37 +3,26 @@
  * exactly once, 0221 after a lost answer, retry with backoff while the host is down, a network cut
  * mid-upload, abort, refusals, anomalies, and a record that cannot be sent.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import type { Journal } from '../../../src/terminal/journal/index.js';
 import { ReaderRefusedError, UplinkError, backoffDelay, backoffPolicy, type ForwarderEvent, type Uplink, type UplinkConfigInput } from '../../../src/hostlink/uplink/index.js';
 import { RC } from '../../../src/hostlink/messages.js';
-import { FakeHost } from './fake-host.js';
-import { PROVIDER, READER, TERMINAL, cardSerial, fillPurchases, openJournal, openUplink, tempDir } from './helpers.js';
+import type { FakeHost } from './fake-host.js';
+import { useFakeHostWorld, type FakeHostWorld } from './fake-host-world.js';
+import { PROVIDER, READER, TERMINAL, cardSerial, fillPurchases, openJournal, openUplink } from './helpers.js';
 
-let work: { dir: string; remove(): void };
+const world = useFakeHostWorld();
+let work: FakeHostWorld['work'];
 let host: FakeHost;
 let journal: Journal;
-let uplinks: Uplink[] = [];
 
-beforeEach(async () => {
-  work = tempDir();
-  host = await FakeHost.start();
-  journal = openJournal(join(work.dir, 'journal.db'));
-});
-
-afterEach(async () => {
-  for (const u of uplinks) await u.close();
-  uplinks = [];
-  journal.close();
-  await host.stop();
-  work.remove();
+beforeEach(() => {
+  ({ work, host, journal } = world);
 });
 
 function uplink(o: { code?: boolean; config?: Partial<UplinkConfigInput> } = {}): Uplink {
-  const u = openUplink(journal, host.port, { enrolmentCode: o.code === false ? undefined : host.issueCode(TERMINAL, READER), config: o.config });
-  uplinks.push(u);
-  return u;
+  return world.uplink({ enrolmentCode: o.code === false ? null : undefined, config: o.config });
 }
 
 /** Every transaction row of the journal, by reader sequence, must be applied exactly once. */

@@ -3,33 +3,24 @@
  * (checked with the card's purse key), the issuer reference kept for the load's advice (field 37),
  * and a declined or unanswered authorization.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Journal } from '../../../src/terminal/journal/index.js';
 import { LoadInDoubtError, type Uplink } from '../../../src/hostlink/uplink/index.js';
 import { RC } from '../../../src/hostlink/messages.js';
 import { purseCardKey, testPurseMasterKey, verifyLoadCryptogram } from '../../../src/crypto/purse-certificate.js';
 import { fromHex } from '../../../src/util/bytes.js';
-import { FakeHost } from './fake-host.js';
-import { PROVIDER, READER, TERMINAL, cardSerial, certificateFor, openJournal, openUplink, tempDir } from './helpers.js';
+import type { FakeHost } from './fake-host.js';
+import { useFakeHostWorld } from './fake-host-world.js';
+import { PROVIDER, READER, TERMINAL, cardSerial, certificateFor } from './helpers.js';
 
-let work: { dir: string; remove(): void };
+const world = useFakeHostWorld();
 let host: FakeHost;
 let journal: Journal;
 let u: Uplink;
 
-beforeEach(async () => {
-  work = tempDir();
-  host = await FakeHost.start();
-  journal = openJournal(join(work.dir, 'journal.db'));
-  u = openUplink(journal, host.port, { enrolmentCode: host.issueCode(TERMINAL, READER), config: { requestTimeoutMs: 400 } });
-});
-
-afterEach(async () => {
-  await u.close();
-  journal.close();
-  await host.stop();
-  work.remove();
+beforeEach(() => {
+  ({ host, journal } = world);
+  u = world.uplink({ config: { requestTimeoutMs: 400 } });
 });
 
 describe('load authorization', () => {

@@ -3,32 +3,23 @@
  * one journal transaction, snapshots, the "unknown version" answer, an update that changes between
  * chunks, and nothing half applied when the link breaks mid-way.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Journal } from '../../../src/terminal/journal/index.js';
 import { foldNegativeChanges, type Uplink } from '../../../src/hostlink/uplink/index.js';
 import type { NegativeListChange } from '../../../src/hostlink/messages.js';
 import { fromHex, toHex } from '../../../src/util/bytes.js';
-import { FakeHost } from './fake-host.js';
-import { READER, TERMINAL, cardSerial, openJournal, openUplink, tempDir } from './helpers.js';
+import type { FakeHost } from './fake-host.js';
+import { useFakeHostWorld } from './fake-host-world.js';
+import { cardSerial } from './helpers.js';
 
-let work: { dir: string; remove(): void };
+const world = useFakeHostWorld();
 let host: FakeHost;
 let journal: Journal;
 let u: Uplink;
 
-beforeEach(async () => {
-  work = tempDir();
-  host = await FakeHost.start();
-  journal = openJournal(join(work.dir, 'journal.db'));
-  u = openUplink(journal, host.port, { enrolmentCode: host.issueCode(TERMINAL, READER) });
-});
-
-afterEach(async () => {
-  await u.close();
-  journal.close();
-  await host.stop();
-  work.remove();
+beforeEach(() => {
+  ({ host, journal } = world);
+  u = world.uplink();
 });
 
 const add = (i: number, reason = `lost ${i}`): NegativeListChange => ({ action: 'add', serial: fromHex(cardSerial(i)), reason });

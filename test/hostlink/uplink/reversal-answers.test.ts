@@ -4,32 +4,23 @@
  * and a missing answer keep it pending with backoff, the next send is a 0401, and a later 00 reverses it
  * once.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Journal } from '../../../src/terminal/journal/index.js';
 import type { Uplink } from '../../../src/hostlink/uplink/index.js';
 import { sendReversal } from '../../../src/hostlink/uplink/reversal.js';
 import { RC, type ResponseCode } from '../../../src/hostlink/messages.js';
-import { FakeHost } from './fake-host.js';
-import { PROVIDER, READER, TERMINAL, cardSerial, openJournal, openUplink, tempDir } from './helpers.js';
+import type { FakeHost } from './fake-host.js';
+import { useFakeHostWorld } from './fake-host-world.js';
+import { PROVIDER, cardSerial } from './helpers.js';
 
-let work: { dir: string; remove(): void };
+const world = useFakeHostWorld();
 let host: FakeHost;
 let journal: Journal;
 let u: Uplink;
 
-beforeEach(async () => {
-  work = tempDir();
-  host = await FakeHost.start();
-  journal = openJournal(join(work.dir, 'journal.db'));
-  u = openUplink(journal, host.port, { enrolmentCode: host.issueCode(TERMINAL, READER), config: { requestTimeoutMs: 300 } });
-});
-
-afterEach(async () => {
-  await u.close();
-  journal.close();
-  await host.stop();
-  work.remove();
+beforeEach(() => {
+  ({ host, journal } = world);
+  u = world.uplink({ config: { requestTimeoutMs: 300 } });
 });
 
 /** An approved load the terminal will not send to the card: its reversal is recorded and sent once. */

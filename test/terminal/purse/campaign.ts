@@ -110,6 +110,36 @@ async function measureApdus(): Promise<{ plain: number; recovering: number }> {
 
 const CUT_MODES: readonly CutMode[] = ['request-lost', 'answer-lost'];
 
+/**
+ * One cut of the APDU campaign on a fresh terminal and card: a first purchase, then `tear` (which
+ * cuts the wire and expects the purchase torn), the card presented again and recovered, the
+ * invariants checked, a purchase that completes, the invariants checked again. Counted in `report`.
+ */
+async function cutAndRecover(
+  report: CampaignReport,
+  label: string,
+  tear: (pay: (amount: number) => ReturnType<typeof purchase>, wire: Wire) => Promise<void>,
+): Promise<void> {
+  const term = await openTerminal();
+  try {
+    const card = await issueCard();
+    const wire = new Wire(card);
+    const pay = (amount: number) => purchase({ ...term, channel: wire }, amount);
+    await pay(FIRST);
+    const seqBefore = term.journal.lastReaderSequence() ?? 0;
+    await tear(pay, wire);
+    wire.reinsert();
+    const { outcomes } = await recoverCard(wire, term.domain, term.journal, term.config);
+    report.results.push({ point: label, resolution: resolutionOf(term, seqBefore, outcomes) });
+    await checkInvariants(card, term, `${label}, after recovery`);
+    await pay(AFTER);
+    await checkInvariants(card, term, `${label}, after the next purchase`);
+    report.cuts++;
+  } finally {
+    term.close();
+  }
+}
+
 export async function runApduCampaign(): Promise<{ single: CampaignReport; double: CampaignReport }> {
   const { plain, recovering } = await measureApdus();
   const single: CampaignReport = { measured: plain, cutPoints: 0, cuts: 0, results: [] };
@@ -119,24 +149,10 @@ export async function runApduCampaign(): Promise<{ single: CampaignReport; doubl
   for (let k = 1; k <= plain; k++) {
     for (const mode of CUT_MODES) {
       const label = `APDU ${k}/${plain}, ${mode}`;
-      const term = await openTerminal();
-      try {
-        const card = await issueCard();
-        const wire = new Wire(card);
-        await purchase({ ...term, channel: wire }, FIRST);
-        const seqBefore = term.journal.lastReaderSequence() ?? 0;
+      await cutAndRecover(single, label, async (pay, wire) => {
         wire.cut = { at: wire.count + k, mode };
-        await expectTorn(purchase({ ...term, channel: wire }, TORN), label);
-        wire.reinsert();
-        const { outcomes } = await recoverCard(wire, term.domain, term.journal, term.config);
-        single.results.push({ point: label, resolution: resolutionOf(term, seqBefore, outcomes) });
-        await checkInvariants(card, term, `${label}, after recovery`);
-        await purchase({ ...term, channel: wire }, AFTER);
-        await checkInvariants(card, term, `${label}, after the next purchase`);
-        single.cuts++;
-      } finally {
-        term.close();
-      }
+        await expectTorn(pay(TORN), label);
+      });
     }
     single.cutPoints++;
   }
@@ -146,27 +162,13 @@ export async function runApduCampaign(): Promise<{ single: CampaignReport; doubl
   for (let k = 1; k <= recovering; k++) {
     for (const mode of CUT_MODES) {
       const label = `recovering purchase, APDU ${k}/${recovering}, ${mode}`;
-      const term = await openTerminal();
-      try {
-        const card = await issueCard();
-        const wire = new Wire(card);
-        await purchase({ ...term, channel: wire }, FIRST);
-        const seqBefore = term.journal.lastReaderSequence() ?? 0;
+      await cutAndRecover(double, label, async (pay, wire) => {
         wire.cut = { at: wire.count + plain, mode: 'answer-lost' };
-        await expectTorn(purchase({ ...term, channel: wire }, TORN), `${label} (first tear)`);
+        await expectTorn(pay(TORN), `${label} (first tear)`);
         wire.reinsert();
         wire.cut = { at: wire.count + k, mode };
-        await expectTorn(purchase({ ...term, channel: wire }, AFTER), label);
-        wire.reinsert();
-        const { outcomes } = await recoverCard(wire, term.domain, term.journal, term.config);
-        double.results.push({ point: label, resolution: resolutionOf(term, seqBefore, outcomes) });
-        await checkInvariants(card, term, `${label}, after recovery`);
-        await purchase({ ...term, channel: wire }, AFTER);
-        await checkInvariants(card, term, `${label}, after the next purchase`);
-        double.cuts++;
-      } finally {
-        term.close();
-      }
+        await expectTorn(pay(AFTER), label);
+      });
     }
     double.cutPoints++;
   }

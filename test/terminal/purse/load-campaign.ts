@@ -130,19 +130,25 @@ export async function runLoadApduCampaign(bench: LoadBench, firstSerial: number)
 
   const single: LoadCampaignReport = { measured: plain, cutPoints: 0, cuts: 0, results: [] };
   const double: LoadCampaignReport = { measured: recovering, cutPoints: 0, cuts: 0, results: [] };
+  /** After `tear` on a fresh card: recovery, the card checked, a load that completes, the card checked again. */
+  const cutAndRecover = async (report: LoadCampaignReport, label: string, tear: (wire: Wire) => Promise<void>): Promise<void> => {
+    const { serial, card, wire } = await newCard();
+    await tear(wire);
+    wire.reinsert();
+    const { outcomes } = await recoverCard(wire, bench.term.domain, bench.term.journal, bench.term.config);
+    report.results.push({ point: label, resolution: resolutionOf(bench, serial, outcomes) });
+    const balance = await checkCard(bench, card, serial, `${label}, after recovery`);
+    await loadPurse(term(wire), bench.uplink, AFTER);
+    expect(await checkCard(bench, card, serial, `${label}, after the next load`)).toBe(balance + AFTER);
+    report.cuts++;
+  };
   for (let k = 1; k <= plain; k++) {
     for (const mode of CUT_MODES) {
       const label = `APDU ${k}/${plain}, ${mode}`;
-      const { serial, card, wire } = await newCard();
-      wire.cut = { at: k, mode };
-      await expectTorn(loadPurse(term(wire), bench.uplink, TORN), label);
-      wire.reinsert();
-      const { outcomes } = await recoverCard(wire, bench.term.domain, bench.term.journal, bench.term.config);
-      single.results.push({ point: label, resolution: resolutionOf(bench, serial, outcomes) });
-      const balance = await checkCard(bench, card, serial, `${label}, after recovery`);
-      await loadPurse(term(wire), bench.uplink, AFTER);
-      expect(await checkCard(bench, card, serial, `${label}, after the next load`)).toBe(balance + AFTER);
-      single.cuts++;
+      await cutAndRecover(single, label, async (wire) => {
+        wire.cut = { at: k, mode };
+        await expectTorn(loadPurse(term(wire), bench.uplink, TORN), label);
+      });
     }
     single.cutPoints++;
   }
@@ -150,19 +156,13 @@ export async function runLoadApduCampaign(bench: LoadBench, firstSerial: number)
   for (let k = 1; k <= recovering; k++) {
     for (const mode of CUT_MODES) {
       const label = `recovering load, APDU ${k}/${recovering}, ${mode}`;
-      const { serial, card, wire } = await newCard();
-      wire.cut = { at: plain, mode: 'answer-lost' };
-      await expectTorn(loadPurse(term(wire), bench.uplink, TORN), `${label} (first tear)`);
-      wire.reinsert();
-      wire.cut = { at: wire.count + k, mode };
-      await expectTorn(loadPurse(term(wire), bench.uplink, AFTER), label);
-      wire.reinsert();
-      const { outcomes } = await recoverCard(wire, bench.term.domain, bench.term.journal, bench.term.config);
-      double.results.push({ point: label, resolution: resolutionOf(bench, serial, outcomes) });
-      const balance = await checkCard(bench, card, serial, `${label}, after recovery`);
-      await loadPurse(term(wire), bench.uplink, AFTER);
-      expect(await checkCard(bench, card, serial, `${label}, after the next load`)).toBe(balance + AFTER);
-      double.cuts++;
+      await cutAndRecover(double, label, async (wire) => {
+        wire.cut = { at: plain, mode: 'answer-lost' };
+        await expectTorn(loadPurse(term(wire), bench.uplink, TORN), `${label} (first tear)`);
+        wire.reinsert();
+        wire.cut = { at: wire.count + k, mode };
+        await expectTorn(loadPurse(term(wire), bench.uplink, AFTER), label);
+      });
     }
     double.cutPoints++;
   }

@@ -52,6 +52,7 @@ import {
   type PurseTransactionType,
 } from '../crypto/purse-certificate.js';
 import { bytesEqual } from '../util/bytes.js';
+import { CURRENCIES, findCurrency } from '../util/iso4217.js';
 
 type Code = 'PROTOCOL' | 'BAD_INPUT';
 
@@ -146,21 +147,12 @@ export const ANOMALY_DETAILS_MAX = 900;
 export const NEGATIVE_LIST_KINDS = { delta: 0x01, snapshot: 0x02 } as const;
 export type NegativeListKind = keyof typeof NEGATIVE_LIST_KINDS;
 
-/** ISO 4217 currencies hilt knows by name (field 49 carries the numeric code). */
-// prettier-ignore
-export const CURRENCIES: readonly { readonly alpha: string; readonly numeric: string; readonly exponent: number }[] = Object.freeze([
-  { alpha: 'JPY', numeric: '392', exponent: 0 },
-  { alpha: 'USD', numeric: '840', exponent: 2 },
-  { alpha: 'EUR', numeric: '978', exponent: 2 },
-  { alpha: 'GBP', numeric: '826', exponent: 2 },
-]);
-
-/** "JPY" or "392" → "392". */
+/** "JPY" or "392" → "392" (field 49); the alphabetic codes are src/util/iso4217.ts's. */
 export function currencyNumeric(code: string): string {
   if (typeof code === 'string' && /^[0-9]{3}$/.test(code) && code !== '000') return code;
-  const c = CURRENCIES.find((x) => x.alpha === code);
+  const c = typeof code === 'string' ? findCurrency(code) : undefined;
   if (c === undefined) throw new Iso8583Error('BAD_INPUT', 'bad-value', `currency: ${JSON.stringify(code)} is neither 3 digits nor one of ${CURRENCIES.map((x) => x.alpha).join(', ')}`, 49);
-  return c.numeric;
+  return String(c.numeric).padStart(3, '0');
 }
 
 /** The hilt tags of the TLV fields. */
@@ -1261,7 +1253,7 @@ function totalsOf(msg: IsoMessage): ReconciliationTotals {
 }
 
 export interface ReconciliationInput {
-  /** ISO 4217 numeric (or a name from CURRENCIES). */
+  /** ISO 4217 numeric (or an alphabetic code of src/util/iso4217.ts). */
   currency: string;
   firstSequence: number;
   lastSequence: number;

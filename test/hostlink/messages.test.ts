@@ -3,6 +3,8 @@
  * (sign, pack, unpack, verify) and parses back to what was given; every parser refuses what the
  * specs and content rules forbid; and the README's example hex is what the code produces.
  */
+import { CURRENCIES } from '../../src/util/iso4217.js';
+import { currencyByAlpha } from '../../src/terminal/purse/currency.js';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
@@ -140,6 +142,10 @@ describe('tables', () => {
     expect(currencyNumeric('JPY')).toBe('392');
     expect(currencyNumeric('978')).toBe('978');
     refused(() => currencyNumeric('XXX'), 'bad-value', 49);
+    // Every currency a terminal can be configured with travels in field 49 (one ISO 4217 table).
+    expect(currencyNumeric('CHF')).toBe('756');
+    expect(currencyNumeric('BHD')).toBe('048');
+    for (const c of CURRENCIES) expect(currencyNumeric(currencyByAlpha(c.alpha).alpha)).toBe(String(c.numeric).padStart(3, '0'));
     expect(transmissionDateTime(new Date(Date.UTC(2025, 11, 31, 23, 59, 58)))).toBe('1231235958');
   });
 });

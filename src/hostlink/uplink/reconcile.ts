@@ -31,7 +31,6 @@
  * value moved or an authorization in the range.
  */
 import {
-  CURRENCIES,
   RC,
   RESPONSE_CODES,
   currencyNumeric,
@@ -45,6 +44,7 @@ import { UplinkError } from './errors.js';
 import type { UplinkJournal } from './contract.js';
 import type { UplinkLink } from './link.js';
 import type { UplinkStore } from './store.js';
+import { findCurrencyByNumeric } from '../../util/iso4217.js';
 
 /** Default bound of the drain before a reconciliation. */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
@@ -126,7 +126,7 @@ function sameTotals(a: ReconciliationTotals, b: ReconciliationTotals): boolean {
 }
 
 function currencyName(numeric: string): string {
-  return CURRENCIES.find((c) => c.numeric === numeric)?.alpha ?? numeric;
+  return findCurrencyByNumeric(Number(numeric))?.alpha ?? numeric;
 }
 
 /** The terminal's totals per currency (numeric) over first..last: see the top of this file. */

@@ -1,50 +1,20 @@
 /**
- * ISO 4217 currencies the purse terminal knows: the alphabetic code the journal and people use, the
- * numeric code the card carries (BCD, applets-spec/emoney-purse.md "Field codings"), and the number
- * of minor-unit digits that decides how an amount is written (JPY 1,250; EUR 12.50; KWD 1.250).
+ * Currencies as the purse terminal reads and writes them (the table is src/util/iso4217.ts): the
+ * alphabetic code the journal and people use, the numeric code the card carries (BCD,
+ * applets-spec/emoney-purse.md "Field codings"), and the number of minor-unit digits that decides how
+ * an amount is written (JPY 1,250; EUR 12.50; KWD 1.250).
  *
  * Money stays an integer count of minor units everywhere; these functions only read and write text.
  */
 import { BadInputError } from '../../util/errors.js';
+import { CURRENCIES, findCurrency, findCurrencyByNumeric, type CurrencyInfo } from '../../util/iso4217.js';
 
-export interface CurrencyInfo {
-  /** ISO 4217 alphabetic code, upper case. */
-  readonly alpha: string;
-  /** ISO 4217 numeric code, 1..999. */
-  readonly numeric: number;
-  /** Digits after the decimal point (ISO 4217 "minor unit"). */
-  readonly exponent: number;
-}
-
-/** The table: one line per currency. */
-export const CURRENCIES: readonly CurrencyInfo[] = Object.freeze(
-  [
-    { alpha: 'JPY', numeric: 392, exponent: 0 },
-    { alpha: 'KRW', numeric: 410, exponent: 0 },
-    { alpha: 'CLP', numeric: 152, exponent: 0 },
-    { alpha: 'ISK', numeric: 352, exponent: 0 },
-    { alpha: 'EUR', numeric: 978, exponent: 2 },
-    { alpha: 'USD', numeric: 840, exponent: 2 },
-    { alpha: 'GBP', numeric: 826, exponent: 2 },
-    { alpha: 'CHF', numeric: 756, exponent: 2 },
-    { alpha: 'CNY', numeric: 156, exponent: 2 },
-    { alpha: 'HKD', numeric: 344, exponent: 2 },
-    { alpha: 'SGD', numeric: 702, exponent: 2 },
-    { alpha: 'AUD', numeric: 36, exponent: 2 },
-    { alpha: 'CAD', numeric: 124, exponent: 2 },
-    { alpha: 'SEK', numeric: 752, exponent: 2 },
-    { alpha: 'NOK', numeric: 578, exponent: 2 },
-    { alpha: 'DKK', numeric: 208, exponent: 2 },
-    { alpha: 'INR', numeric: 356, exponent: 2 },
-    { alpha: 'KWD', numeric: 414, exponent: 3 },
-    { alpha: 'BHD', numeric: 48, exponent: 3 },
-  ].map((c) => Object.freeze(c)),
-);
+export { CURRENCIES, type CurrencyInfo } from '../../util/iso4217.js';
 
 /** The currency of an alphabetic code (any case); BadInputError naming the known ones otherwise. */
 export function currencyByAlpha(code: string): CurrencyInfo {
   const wanted = typeof code === 'string' ? code.trim().toUpperCase() : '';
-  const c = CURRENCIES.find((x) => x.alpha === wanted);
+  const c = findCurrency(wanted);
   if (c === undefined) {
     throw new BadInputError(`currency: expected one of ${CURRENCIES.map((x) => x.alpha).join(', ')}, got ${typeof code === 'string' ? `"${code}"` : typeof code}`);
   }
@@ -53,7 +23,7 @@ export function currencyByAlpha(code: string): CurrencyInfo {
 
 /** The currency of a numeric code, or undefined when the table does not have it. */
 export function currencyByNumeric(numeric: number): CurrencyInfo | undefined {
-  return CURRENCIES.find((x) => x.numeric === numeric);
+  return findCurrencyByNumeric(numeric);
 }
 
 /** "392" for people when the table lacks a numeric code; the alphabetic code otherwise. */

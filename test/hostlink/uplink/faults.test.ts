@@ -22,6 +22,7 @@ import { testTerminalMacKey } from '../../../src/hostlink/test-keys.js';
 import { toHex } from '../../../src/util/bytes.js';
 import { OFFSET_MINUTES, READER, TERMINAL, fillPurchases, openJournal, openUplink, tempDir } from './helpers.js';
 import { countOnHost, issueCode, startHosts } from './real-hosts.js';
+import { runAndKill, type ChildRun } from '../../helpers/kill-child.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/forward-child.mjs', import.meta.url));
 const HOSTS_CHILD = fileURLToPath(new URL('./fixtures/hosts-child.mjs', import.meta.url));
@@ -66,47 +67,14 @@ function rng(seed: number): (n: number) => number {
   };
 }
 
-interface ChildRun {
-  lines: string[];
-  signal: NodeJS.Signals | null;
-  code: number | null;
-  stderr: string;
-}
-
 /** Runs the forwarder child until it has acknowledged `killAfter` entries (then SIGKILL, after a random µs-scale delay), or until it is done. */
 function runChild(dbPath: string, port: number, killAfter: number, extraDelayMs: number): Promise<ChildRun> {
-  return new Promise((resolve, reject) => {
-    const args = [CHILD, build.uplink, build.journal, dbPath, String(port), TERMINAL, READER, toHex(testTerminalMacKey(TERMINAL)), String(OFFSET_MINUTES)];
-    const child = spawn(process.execPath, args, { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    const lines: string[] = [];
-    let partial = '';
-    let stderr = '';
-    let acknowledged = 0;
-    let killing = false;
-    const bound = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`child run took more than ${CHILD_RUN_BOUND_MS} ms: ${stderr}`));
-    }, CHILD_RUN_BOUND_MS);
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      const parts = (partial + chunk).split('\n');
-      partial = parts.pop()!;
-      for (const line of parts) {
-        lines.push(line);
-        if (line.startsWith('D ')) acknowledged++;
-      }
-      if (!killing && acknowledged >= killAfter) {
-        killing = true;
-        setTimeout(() => child.kill('SIGKILL'), extraDelayMs);
-      }
-    });
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (c: string) => (stderr += c));
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(bound);
-      resolve({ lines, signal, code, stderr });
-    });
+  const args = [CHILD, build.uplink, build.journal, dbPath, String(port), TERMINAL, READER, toHex(testTerminalMacKey(TERMINAL)), String(OFFSET_MINUTES)];
+  return runAndKill(args, {
+    counts: (line) => line.startsWith('D '),
+    killAfter,
+    killDelayMs: extraDelayMs,
+    bound: { ms: CHILD_RUN_BOUND_MS, message: (stderr) => `child run took more than ${CHILD_RUN_BOUND_MS} ms: ${stderr}` },
   });
 }
 

@@ -12,13 +12,13 @@
  * number seen before.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { Journal, type JournalRow, type TransactionRecord } from '../../../src/terminal/journal/index.js';
-import { transpileTree, childEnv, REPO_ROOT } from './compile.js';
+import { transpileTree, REPO_ROOT } from './compile.js';
 import { tempDir, certFor } from './helpers.js';
+import { runAndKill, type ChildRun } from '../../helpers/kill-child.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/crash-child.mjs', import.meta.url));
 /** Kill rounds per mode, on one file. */
@@ -35,44 +35,12 @@ beforeAll(() => {
 });
 afterAll(() => work.remove());
 
-interface ChildRun {
-  lines: string[];
-  signal: NodeJS.Signals | null;
-  stderr: string;
-}
-
 /** Runs the child until it has printed `killAfter` step lines, then SIGKILLs it. */
-function runAndKill(db: string, mode: 'flow' | 'seq', seed: number, killAfter: number): Promise<ChildRun> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [CHILD, compiled, db, mode, String(seed), '4'], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    const lines: string[] = [];
-    let partial = '';
-    let stderr = '';
-    let steps = 0;
-    const startBound = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`child did not get going within ${CHILD_START_BOUND_MS} ms: ${stderr}`));
-    }, CHILD_START_BOUND_MS);
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      const parts = (partial + chunk).split('\n');
-      partial = parts.pop()!;
-      for (const line of parts) {
-        lines.push(line);
-        if (line !== 'READY') steps++;
-      }
-      if (steps >= killAfter && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (c: string) => {
-      stderr += c;
-    });
-    child.on('error', reject);
-    child.on('close', (_code, signal) => {
-      clearTimeout(startBound);
-      // A last line cut in half by the kill was never completely reported: ignore it.
-      resolvePromise({ lines, signal, stderr });
-    });
+function runChild(db: string, mode: 'flow' | 'seq', seed: number, killAfter: number): Promise<ChildRun> {
+  return runAndKill([CHILD, compiled, db, mode, String(seed), '4'], {
+    counts: (line) => line !== 'READY',
+    killAfter,
+    bound: { ms: CHILD_START_BOUND_MS, message: (stderr) => `child did not get going within ${CHILD_START_BOUND_MS} ms: ${stderr}` },
   });
 }
 
@@ -124,7 +92,7 @@ describe('journal survives SIGKILL', () => {
     let pendingAtKill = 0;
     for (let round = 0; round < ROUNDS; round++) {
       const killAfter = 15 + ((round * 37) % 120);
-      const run = await runAndKill(path, 'flow', 1000 + round, killAfter);
+      const run = await runChild(path, 'flow', 1000 + round, killAfter);
       expect(run.signal, run.stderr).toBe('SIGKILL');
       expect(run.lines[0]).toBe('READY');
       const { rows, lastSeq } = checkInvariants(path);
@@ -183,7 +151,7 @@ describe('journal survives SIGKILL', () => {
     const path = join(work.dir, 'seq.db');
     const seen: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      const run = await runAndKill(path, 'seq', round + 1, 50 + round * 25);
+      const run = await runChild(path, 'seq', round + 1, 50 + round * 25);
       expect(run.signal, run.stderr).toBe('SIGKILL');
       const reported = run.lines.filter((l) => l.startsWith('Q ')).map((l) => Number(l.slice(2)));
       expect(reported.length).toBeGreaterThan(0);

@@ -16,7 +16,6 @@ export const PCSCD_START_BOUND_MS = 10_000;
 export const CARD_SEEN_BOUND_MS = 10_000;
 const POLL_MS = 100;
 
-export const quietLogger = SILENT_LOGGER;
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -67,7 +66,7 @@ export async function withPcscd<T>(body: () => Promise<T>): Promise<T | string> 
  * `body` on the channel; unplugs afterwards.
  */
 export async function withPcscCard<T>(os: CardOs, reader: string, port: number, body: (ch: PcscChannel) => Promise<T>): Promise<T | string> {
-  const client = new VpcdCardClient(os, { port, logger: quietLogger });
+  const client = new VpcdCardClient(os, { port, logger: SILENT_LOGGER });
   client.insertCard();
   let ch: PcscChannel | null = null;
   try {

@@ -18,7 +18,7 @@
  * A command that cannot be re-coded in short form (data over 255 bytes with a CLA that has no
  * chaining bit) is not retried: the caller gets the card's 6700 or the transport's error.
  */
-import type { CardChannel, Wrapper } from './channel.js';
+import type { CardChannel } from './channel.js';
 import { serialChannel } from './serialize.js';
 import { splitChain, _sendChain } from './chaining.js';
 import { _collectGetResponse, _sw, DEFAULT_MAX_GET_RESPONSES, MAX_GET_RESPONSES_LIMIT } from './get-response.js';

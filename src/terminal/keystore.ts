@@ -25,21 +25,17 @@
  * one source only; two providers may never share a master key; a key equal to a built-in test key
  * is labelled TEST KEYS whatever its source.
  */
-import { randomFillSync } from 'node:crypto';
 import {
   diversifyStaticKeys,
   kcvHex,
-  KDD_LENGTH,
   KEY_TYPES,
   TEST_KEY_SETS,
   TEST_KEYS_LABEL,
   type KeyType,
 } from '../crypto/diversify.js';
-import { assertStaticKeys, AuthError, type StaticKeys } from '../crypto/scp03.js';
+import { assertStaticKeys, type StaticKeys } from '../crypto/scp03.js';
 import { openScp03, type Scp03Channel, type Scp03Options } from '../reader/scp03.js';
 import type { CardChannel } from '../reader/channel.js';
-import { CommandApdu } from '../apdu/command.js';
-import { ResponseApdu } from '../apdu/response.js';
 import { BadInputError, HiltError } from '../util/errors.js';
 import { assertInt } from '../util/assert.js';
 import { constantTimeEqual, fromHex, hexByte, zeroize } from '../util/bytes.js';
@@ -338,9 +334,6 @@ class _CardKeys implements CardKeys {
     return `CardKeys { ${this.provider}, kvn ${hexByte(this.kvn)}, KCV enc ${this.kcv.enc} mac ${this.kcv.mac} dek ${this.kcv.dek}${this.closed ? ', closed' : ''} }`;
   }
 }
-
-/** KDD, then key information (kvn, SCP id, i): the least an INITIALIZE UPDATE answer holds. */
-const PROBE_MIN_RESPONSE = KDD_LENGTH + 3;
 
 class _Domain implements ProviderDomain {
   readonly provider: string;

@@ -16,7 +16,6 @@ import { createInterface } from 'node:readline';
 import type { RegisterCommand } from './types.js';
 import type { CliContext } from '../context.js';
 import { parseEndpoint, parseHexOption, parseIntOption, type Endpoint } from '../options.js';
-import { toJson } from '../output.js';
 import { BadInputError } from '../../util/errors.js';
 import { toHex, toSpacedHex } from '../../util/bytes.js';
 // The CLI command that starts the emulator is the one place src/ may import emulator/ (DESIGN.md).

@@ -23,7 +23,6 @@ import { concatBytes, fromHex, toHex } from '../../../src/util/bytes.js';
 import { replay, specBlocks, tx } from '../os/helpers.js';
 import {
   ISSUANCE,
-  ISSUER_REFERENCE,
   JPY,
   PURSE_SCOPE,
   SELECT_PURSE,

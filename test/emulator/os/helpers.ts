@@ -1,5 +1,4 @@
 /** Shared pieces of the card OS tests: a card builder, an APDU exchange in hex, small test applets. */
-import { readFileSync } from 'node:fs';
 import { expect } from 'vitest';
 import { CardOs, type AppletEntry, type CardOsOptions } from '../../../emulator/os/card-os.js';
 import { SwError, type Applet, type AppletContext } from '../../../emulator/os/applet.js';
